@@ -26,9 +26,7 @@ class Settings(BaseSettings):
         default=None, description="PostgreSQL DSN/URL. Unset: start and use the embedded server."
     )
     home: Path = Field(default_factory=default_home, description="Where the embedded server keeps its data.")
-    port: int | None = Field(
-        default=None, description="TCP port of the embedded server (chosen on first start)."
-    )
+    port: int | None = Field(default=None, description="TCP port of the embedded server (chosen on first start).")
     embed_model: str = Field(default=DEFAULT_EMBED_MODEL, description="Embedding model name or local path.")
     rerank_model: str | None = Field(default=None, description="Cross-encoder model name or local path.")
     embed_batch_size: int = Field(default=64, ge=1, le=4096)

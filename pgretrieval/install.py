@@ -43,9 +43,7 @@ def applied_steps(conn: psycopg.Connection[Any]) -> set[str]:
 
 def installed_functions_hash(conn: psycopg.Connection[Any]) -> str | None:
     with conn.cursor() as cur:
-        cur.execute(
-            "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = 'pgretrieval'"
-        )
+        cur.execute("SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = 'pgretrieval'")
         row = cur.fetchone()
     comment = row[0] if row else None
     if comment and comment.startswith(sqlfiles.FUNCTIONS_MARKER):

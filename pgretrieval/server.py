@@ -163,9 +163,7 @@ class EmbeddedServer:
         state = self._read_state()
         status = self._probe(state)
         if not (self.data_dir / "PG_VERSION").exists():
-            return ServerStatus(
-                **{**status.__dict__, "message": "not initialised (run `pgretrieval db start`)"}
-            )
+            return ServerStatus(**{**status.__dict__, "message": "not initialised (run `pgretrieval db start`)"})
         return status
 
     def url(self, database: str | None = None) -> str:
@@ -198,7 +196,7 @@ class EmbeddedServer:
         except (OSError, ValueError) as exc:
             raise ServerError(
                 f"cannot read {self.state_file} ({exc}); delete it and the pgdata folder to start over."
-            )
+            ) from exc
         return data if isinstance(data, dict) else {}
 
     def _write_state(self, state: dict[str, object]) -> None:
@@ -364,9 +362,7 @@ class EmbeddedServer:
         pid = self._pid_file_pid()
         if pid_file.exists() and (pid is None or not _pid_alive(pid) or not _is_postgres_process(pid)):
             pid_file.unlink()
-            return (
-                f"Removed a stale postmaster.pid (pid {pid}) left by a server that did not shut down cleanly."
-            )
+            return f"Removed a stale postmaster.pid (pid {pid}) left by a server that did not shut down cleanly."
         return ""
 
     def _was_unclean_shutdown(self) -> bool:
@@ -391,9 +387,7 @@ class EmbeddedServer:
             entry = pwd.getpwnam(self.run_as)
             os.chown(self.log_dir, entry.pw_uid, entry.pw_gid)
         try:
-            self._pg_ctl(
-                ["start", "-w", "-t", str(START_TIMEOUT_S), "-l", str(self.log_file), "-o", f"-p {port}"]
-            )
+            self._pg_ctl(["start", "-w", "-t", str(START_TIMEOUT_S), "-l", str(self.log_file), "-o", f"-p {port}"])
         except ServerError as exc:
             raise ServerError(f"{exc}. Last lines of {self.log_file}: {self._log_tail()}") from None
 
@@ -410,12 +404,8 @@ class EmbeddedServer:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with psycopg.connect(
-                    self._url(state, "postgres"), autocommit=True, connect_timeout=5
-                ) as conn:
-                    exists = conn.execute(
-                        "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
-                    ).fetchone()
+                with psycopg.connect(self._url(state, "postgres"), autocommit=True, connect_timeout=5) as conn:
+                    exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone()
                     if not exists:
                         conn.execute(f'CREATE DATABASE "{self.database}"')
                 return
@@ -460,7 +450,5 @@ class EmbeddedServer:
             stdout, stderr = out.read(), err.read()
         if result.returncode != 0:
             detail = (stderr or stdout).strip().splitlines()
-            raise ServerError(
-                f"could not {what}: {detail[-1] if detail else 'exit code ' + str(result.returncode)}"
-            )
+            raise ServerError(f"could not {what}: {detail[-1] if detail else 'exit code ' + str(result.returncode)}")
         return stdout

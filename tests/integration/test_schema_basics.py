@@ -11,9 +11,7 @@ import pytest
 from pgretrieval.install import install, schema_is_current
 
 
-def _add_document(
-    conn: psycopg.Connection[Any], collection_id: int, ext: str, title: str, chunks: list[str]
-) -> int:
+def _add_document(conn: psycopg.Connection[Any], collection_id: int, ext: str, title: str, chunks: list[str]) -> int:
     doc_id = conn.execute(
         "INSERT INTO pgretrieval.documents (collection_id, external_id, title, content) "
         "VALUES (%s, %s, %s, %s) RETURNING id",
@@ -82,8 +80,7 @@ def test_postings_and_stats_follow_inserts_updates_and_deletes(conn: psycopg.Con
     assert tf == (3, 6)  # "Cats" + cat + cat; length counts non-stopword tokens: cats cat sat mat anoth cat
 
     conn.execute(
-        "UPDATE pgretrieval.chunks SET content = 'Birds fly south', tsv = NULL WHERE document_id = %s "
-        "AND ordinal = 1",
+        "UPDATE pgretrieval.chunks SET content = 'Birds fly south', tsv = NULL WHERE document_id = %s AND ordinal = 1",
         (doc_b,),
     )
     assert _stats(conn, cid) == _recount(conn, cid)
@@ -128,9 +125,7 @@ def test_drop_collection_removes_everything(conn: psycopg.Connection[Any]) -> No
     for table in ("documents", "chunks", "embeddings", "postings", "term_stats", "collection_stats"):
         assert conn.execute(f"SELECT count(*) FROM pgretrieval.{table}").fetchone()[0] == 0, table
     assert not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"pgretrieval.{index}",)).fetchone()[0]
-    assert (
-        conn.execute("SELECT pgretrieval.drop_collection('docs', if_exists => true)").fetchone()[0] is False
-    )
+    assert conn.execute("SELECT pgretrieval.drop_collection('docs', if_exists => true)").fetchone()[0] is False
 
 
 @pytest.mark.parametrize(
