@@ -56,5 +56,16 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Read the environment, then apply non-None overrides (CLI flags win over the environment)."""
+    from pydantic import ValidationError
+
+    from pgretrieval.errors import ConfigurationError
+
     values = {key: value for key, value in overrides.items() if value is not None}
-    return Settings(**values)  # type: ignore[arg-type]
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise ConfigurationError(
+            f"invalid setting PGRETRIEVAL_{field.upper()}: {first['msg']} (got {first.get('input')!r})"
+        ) from None

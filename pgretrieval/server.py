@@ -97,13 +97,19 @@ def free_port() -> int:
 
 
 def _pid_alive(pid: int) -> bool:
+    """True if the process exists and is not a zombie (a killed daemon whose parent never reaps it,
+    common in containers, still answers kill(pid, 0))."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
         return True
-    return True
+    return fields[0] not in {"Z", "X"}
 
 
 def _is_postgres_process(pid: int) -> bool:

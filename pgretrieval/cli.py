@@ -1,0 +1,253 @@
+"""The ``pgretrieval`` command line. Each command is a few lines that delegate to the package.
+
+User mistakes print one clear line and exit non-zero; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from pgretrieval.config import Settings, load_settings
+from pgretrieval.errors import PgRetrievalError, from_database_error
+
+app = typer.Typer(
+    name="pgretrieval",
+    help="PostgreSQL-native retrieval for RAG: dense + BM25 + metadata + time decay + fusion, all in SQL.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Manage the embedded PostgreSQL server (used when PGRETRIEVAL_DATABASE_URL is unset).")
+app.add_typer(db_app, name="db")
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+class State:
+    settings: Settings
+
+
+state = State()
+
+
+@app.callback()
+def _global(
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", help="PostgreSQL URL (default: $PGRETRIEVAL_DATABASE_URL, else embedded)."),
+    ] = None,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="Embedded server data folder (default: $PGRETRIEVAL_HOME or the user data dir)."),
+    ] = None,
+) -> None:
+    state.settings = load_settings(database_url=database_url, home=home)
+
+
+# ----------------------------------------------------------------------------- db
+def _server() -> Any:
+    from pgretrieval.server import EmbeddedServer
+
+    settings = state.settings
+    if settings.database_url:
+        err_console.print(
+            "[yellow]note:[/] PGRETRIEVAL_DATABASE_URL is set, so pgretrieval uses that server; "
+            "`db` manages only the embedded one."
+        )
+    return EmbeddedServer(settings.home, port=settings.port)
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded server (idempotent: a running server is reused)."""
+    status = _server().start()
+    if status.message:
+        console.print(status.message)
+    console.print(f"embedded PostgreSQL is running on port {status.port} (pid {status.pid}), data in {status.data_dir}")
+
+
+@db_app.command("stop")
+def db_stop(
+    immediate: Annotated[bool, typer.Option(help="Stop without a checkpoint (crash-like; recovery on start).")] = False,
+) -> None:
+    """Stop the embedded server."""
+    status = _server().stop(mode="immediate" if immediate else "fast")
+    console.print(f"embedded PostgreSQL: {status.message} (data in {status.data_dir})")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Say whether the embedded server runs and where its data lives."""
+    status = _server().status()
+    state_word = "running" if status.running else "not running"
+    detail = f", port {status.port}, pid {status.pid}" if status.running else ""
+    extra = f" ({status.message})" if status.message else ""
+    console.print(f"embedded PostgreSQL: {state_word}{detail}{extra}\ndata: {status.data_dir}")
+    if not status.running:
+        raise typer.Exit(3)
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the embedded server's connection URL (e.g. for psql or PGRETRIEVAL_DATABASE_URL)."""
+    print(_server().url())
+
+
+# ----------------------------------------------------------------------------- migrate
+@app.command()
+def migrate(
+    uninstall: Annotated[bool, typer.Option(help="Remove the pgretrieval schema and everything in it.")] = False,
+) -> None:
+    """Install or upgrade the pgretrieval schema and SQL functions (no alembic needed; re-running is a no-op)."""
+    from pgretrieval.db import redact, resolve_dsn
+    from pgretrieval.install import install
+    from pgretrieval.install import uninstall as do_uninstall
+
+    dsn = resolve_dsn(state.settings)
+    if uninstall:
+        do_uninstall(dsn)
+        console.print(f"removed the pgretrieval schema from {redact(dsn)}")
+        return
+    report = install(dsn)
+    if not report.changed:
+        console.print(f"pgretrieval schema is up to date at {redact(dsn)}")
+        return
+    steps = ", ".join(report.applied_steps) or "none"
+    console.print(f"migrated {redact(dsn)}: schema steps applied: {steps}; functions (re)installed")
+
+
+# ----------------------------------------------------------------------------- ingest
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="JSONL file, BEIR folder, CSV file, or a folder of .txt/.md files.")],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to ingest into.")],
+    model: Annotated[str | None, typer.Option(help="Embedding model name or path.")] = None,
+    input_format: Annotated[
+        str | None, typer.Option("--format", help="jsonl, beir, csv or dir (default: detected).")
+    ] = None,
+    text_config: Annotated[str, typer.Option(help="Text search configuration for BM25 (new collections).")] = "english",
+    chunk_size: Annotated[int | None, typer.Option(help="Target chunk size in model tokens.")] = None,
+    chunk_overlap: Annotated[int | None, typer.Option(help="Overlap between chunks in model tokens.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Documents per transaction.")] = 64,
+    skip_errors: Annotated[bool, typer.Option(help="Skip (and report) bad documents instead of stopping.")] = False,
+    limit: Annotated[int | None, typer.Option(help="Ingest at most this many documents.")] = None,
+) -> None:
+    """Chunk, embed (cached) and store documents; unchanged documents are skipped, changed ones replaced."""
+    import itertools
+
+    from pgretrieval.db import resolve_dsn
+    from pgretrieval.embed import load_embedder
+    from pgretrieval.ingest import ingest_documents
+    from pgretrieval.install import install
+    from pgretrieval.readers import read_documents
+
+    if not path.exists():
+        raise PgRetrievalError(f"{path} does not exist")
+    settings = state.settings
+    dsn = resolve_dsn(settings)
+    install(dsn)
+    documents = read_documents(path, format=input_format)
+    if limit is not None:
+        documents = itertools.islice(documents, limit)
+    embedder = load_embedder(model or settings.embed_model, device=settings.device)
+    report = ingest_documents(
+        dsn,
+        collection,
+        documents,
+        embedder,
+        text_config=text_config,
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        batch_size=batch_size,
+        skip_errors=skip_errors,
+    )
+    console.print(report.summary())
+    if report.documents_failed and not skip_errors:
+        raise typer.Exit(1)
+
+
+# ----------------------------------------------------------------------------- search
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="The query text.")],
+    collection: Annotated[str | None, typer.Option("--collection", "-c", help="Collection to search.")] = None,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or lexical.")] = "hybrid",
+    k: Annotated[int, typer.Option("-k", help="Number of results.")] = 10,
+    filter_json: Annotated[
+        str | None, typer.Option("--filter", help='Metadata filter as JSON, e.g. \'{"year": {"gte": 2010}}\'.')
+    ] = None,
+    rerank: Annotated[bool, typer.Option(help="Rerank the top candidates with a cross-encoder.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per result.")] = False,
+) -> None:
+    """Search a collection with one call into pgretrieval.hybrid_search / dense_search / lexical_search."""
+    from pgretrieval.search import Retriever
+
+    filters = _parse_json_option("--filter", filter_json)
+    with Retriever(settings=state.settings) as retriever:
+        results = retriever.search(query, k=k, collection=collection, mode=mode, filters=filters, rerank=rerank)
+    if as_json:
+        for hit in results:
+            print(json.dumps(_hit_dict(hit), ensure_ascii=False, default=str))
+        return
+    from pgretrieval.display import results_table
+
+    console.print(results_table(results, title=f"{results.mode} results for {query!r}"))
+    for note in results.notes:
+        console.print(f"[dim]note: {note}[/]")
+
+
+def _hit_dict(hit: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(hit)
+
+
+def _parse_json_option(name: str, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise PgRetrievalError(f"{name} is not valid JSON ({exc.msg} at character {exc.pos})") from exc
+
+
+# ----------------------------------------------------------------------------- quickstart
+@app.command()
+def quickstart(
+    collection: Annotated[str, typer.Option(help="Collection to load the sample into.")] = "quickstart",
+) -> None:
+    """Start the embedded server, migrate, load a small real corpus and run example searches."""
+    from pgretrieval.quickstart import run_quickstart
+
+    run_quickstart(state.settings, collection=collection, console=console)
+
+
+# ----------------------------------------------------------------------------- entry point
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI, turning pgretrieval and database errors into one line on stderr."""
+    import psycopg
+
+    try:
+        app(args=argv, standalone_mode=True)
+    except PgRetrievalError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except psycopg.Error as exc:
+        typed = from_database_error(exc)
+        message = str(typed) if typed else " ".join(str(exc).split())
+        err_console.print(f"[red]error:[/] {message}", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: committed batches are kept; re-run to finish.")
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
