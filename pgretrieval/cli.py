@@ -218,6 +218,137 @@ def _parse_json_option(name: str, value: str | None) -> Any:
         raise PgRetrievalError(f"{name} is not valid JSON ({exc.msg} at character {exc.pos})") from exc
 
 
+# ----------------------------------------------------------------------------- eval
+@app.command("eval")
+def eval_command(
+    dataset: Annotated[
+        Path, typer.Argument(help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/) or a guide-format JSON test set.")
+    ],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to evaluate (and ingest into).")],
+    modes: Annotated[str, typer.Option(help="Comma-separated: dense, lexical, hybrid, hybrid+rerank.")] = (
+        "dense,lexical,hybrid"
+    ),
+    k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated.")] = "1,3,5,10,20,100",
+    split: Annotated[str, typer.Option(help="qrels split of a BEIR folder.")] = "test",
+    corpus: Annotated[
+        Path | None, typer.Option(help="Corpus to ingest for a JSON test set (BEIR folders bring their own).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Embedding model name or path.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for report.md, report.json and the charts.")] = Path(
+        "pgretrieval-eval"
+    ),
+    ingest_corpus: Annotated[
+        bool, typer.Option("--ingest/--no-ingest", help="Ingest the corpus first (idempotent, cached).")
+    ] = True,
+    baseline: Annotated[str | None, typer.Option(help="Mode the others are compared with (default: dense).")] = None,
+) -> None:
+    """Evaluate retrieval on its own: every query through the real SQL functions, metrics with CIs, report."""
+    from rich.progress import Progress
+
+    from pgretrieval.db import resolve_dsn
+    from pgretrieval.embed import load_embedder
+    from pgretrieval.evaluate import build_report, parse_ks, parse_modes, report_rows, run_mode, write_report
+    from pgretrieval.install import install
+    from pgretrieval.search import Retriever
+    from pgretrieval.testsets import load_testset
+
+    mode_list = parse_modes(modes)
+    ks = parse_ks(k)
+    if not dataset.exists():
+        raise PgRetrievalError(f"{dataset} does not exist")
+    testset = load_testset(dataset, split)
+    settings = state.settings
+    dsn = resolve_dsn(settings)
+    install(dsn)
+    embedder = load_embedder(model or settings.embed_model, device=settings.device)
+    if ingest_corpus:
+        corpus_path = corpus if corpus is not None else (dataset if dataset.is_dir() else None)
+        if corpus_path is None:
+            raise PgRetrievalError("a JSON test set needs --corpus (the documents to search), or --no-ingest")
+        from pgretrieval.ingest import ingest_documents
+        from pgretrieval.readers import read_documents
+
+        report = ingest_documents(dsn, collection, read_documents(corpus_path), embedder)
+        console.print(report.summary())
+    reranker = None
+    if any(m.endswith("+rerank") for m in mode_list):
+        from pgretrieval.rerank import load_reranker
+
+        reranker = load_reranker(settings.rerank_model)
+    runs = []
+    with Retriever(dsn, settings=settings, embedder=embedder, reranker=reranker) as retriever:
+
+        def search(query: str, mode: str, rerank: bool, depth: int) -> Any:
+            return retriever.search(query, k=depth, collection=collection, mode=mode, rerank=rerank)
+
+        with Progress(console=err_console, transient=True) as bar:
+            for mode in mode_list:
+                task = bar.add_task(f"{mode}", total=len(testset.qrels))
+                runs.append(run_mode(search, testset, mode, ks, progress=lambda n, t=task: bar.advance(t, n)))
+    result = build_report(runs, testset, collection, ks, baseline=baseline)
+    from rich.table import Table
+
+    header, rows = report_rows(result)
+    table = Table(title=f"{testset.name} ({testset.split}), {len(runs[0].evaluation)} queries", title_justify="left")
+    for column in header:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*[c.replace("FAIL", "[red]FAIL[/]").replace("pass", "[green]pass[/]") for c in row])
+    console.print(table)
+    files = write_report(result, out, command="pgretrieval " + " ".join(sys.argv[1:]))
+    console.print("report: " + ", ".join(str(f) for f in files))
+
+
+@app.command("tune")
+def tune_command(
+    dataset: Annotated[Path, typer.Argument(help="BEIR folder with a training split (qrels/train.tsv).")],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to tune (and ingest into).")],
+    split: Annotated[str, typer.Option(help="Split the settings are chosen on.")] = "train",
+    test_split: Annotated[str, typer.Option(help="Split scored once at the end ('none' to skip).")] = "test",
+    model: Annotated[str | None, typer.Option(help="Embedding model name or path.")] = None,
+    k: Annotated[int, typer.Option("--k", help="Objective: nDCG at this cut-off.")] = 10,
+    min_gain: Annotated[float, typer.Option(help="Smallest train gain that moves a setting.")] = 0.001,
+    out: Annotated[Path, typer.Option(help="Folder for tune.md and tune.json.")] = Path("pgretrieval-tune"),
+    ingest_corpus: Annotated[bool, typer.Option("--ingest/--no-ingest", help="Ingest the corpus first.")] = True,
+    save: Annotated[bool, typer.Option(help="Store the best setting as the collection's defaults.")] = False,
+) -> None:
+    """Choose fusion, weights, RRF k, candidates, BM25 k1/b and ef_search on a training split; test once."""
+    import dataclasses
+
+    from pgretrieval import tune
+    from pgretrieval.db import resolve_dsn
+    from pgretrieval.embed import load_embedder
+    from pgretrieval.install import install
+    from pgretrieval.search import Retriever
+    from pgretrieval.testsets import load_testset
+
+    if not dataset.is_dir():
+        raise PgRetrievalError(f"{dataset} is not a BEIR folder (corpus.jsonl, queries, qrels/{split}.tsv)")
+    train = load_testset(dataset, split)
+    test = None if test_split.lower() == "none" else load_testset(dataset, test_split)
+    settings = state.settings
+    dsn = resolve_dsn(settings)
+    install(dsn)
+    embedder = load_embedder(model or settings.embed_model, device=settings.device)
+    if ingest_corpus:
+        from pgretrieval.ingest import ingest_documents
+        from pgretrieval.readers import read_documents
+
+        console.print(ingest_documents(dsn, collection, read_documents(dataset), embedder).summary())
+    with Retriever(dsn, settings=settings, embedder=embedder) as retriever, retriever.pool.connection() as conn:
+        with tune.SqlTuneBackend(conn, collection, embedder.name) as backend:
+            tune.prepare(backend, embedder, {"train": train, "test": test})
+            report = tune.run_tune(
+                backend, train, test, collection=collection, k=k, min_gain=min_gain, log=console.print
+            )
+        if save and report.verified:
+            report = dataclasses.replace(report, saved=tune.save_settings(conn, collection, report.best))
+    tune.print_report(report, console)
+    files = tune.write_report(report, out, command="pgretrieval " + " ".join(sys.argv[1:]))
+    console.print("report: " + ", ".join(str(f) for f in files))
+    tune.require_verified(report)  # a mismatch is a bug: fail loudly (and nothing was saved)
+
+
 # ----------------------------------------------------------------------------- quickstart
 @app.command()
 def quickstart(

@@ -17,6 +17,16 @@ def _rank(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
+def best_chunk_per_document(hits: Sequence[Any], limit: int) -> list[Any]:
+    """Each document once, at the rank of its best chunk (results are chunk-level)."""
+    seen: dict[str, Any] = {}
+    for hit in hits:
+        seen.setdefault(str(hit.external_id), hit)
+        if len(seen) >= limit:
+            break
+    return list(seen.values())
+
+
 def results_table(results: Sequence[Any], title: str = "") -> Table:
     """One row per hit: rank, fused score, each branch's rank, title and a snippet."""
     table = Table(title=title, show_lines=False, title_justify="left")

@@ -20,13 +20,13 @@ SAMPLE_CORPUS = "scifact_sample.jsonl"
 SAMPLE_TESTSET = "scifact_sample_testset.jsonl"
 
 # Queries that show why fusion matters: exact identifiers and rare terms (BM25's strength) next to
-# paraphrases (the embedder's strength). The first four are SciFact test claims.
+# paraphrases (the embedder's strength). The first four are SciFact test claims, the last a paraphrase.
 EXAMPLE_QUERIES = [
     "ADAR1 binds to Dicer to cleave pre-miRNA.",
     "A deficiency of vitamin B12 increases blood levels of homocysteine.",
     "CX3CR1 on the Th2 cells promotes airway inflammation.",
-    "Chronic aerobic exercise alters endothelial function, improving vasodilating mechanisms mediated by NO.",
-    "does regular physical training make blood vessels work better?",
+    "Insomnia can be effectively treated with cognitive behavioral therapy.",
+    "can talking therapy help people who cannot sleep?",
 ]
 
 
@@ -47,7 +47,7 @@ def sample_relevance() -> dict[str, set[str]]:
 
 def run_quickstart(settings: Settings, *, collection: str, console: Console) -> None:
     from pgretrieval.db import redact, resolve_dsn
-    from pgretrieval.display import comparison_table
+    from pgretrieval.display import best_chunk_per_document, comparison_table
     from pgretrieval.install import install
 
     started = time.perf_counter()
@@ -91,7 +91,7 @@ def run_quickstart(settings: Settings, *, collection: str, console: Console) -> 
     with Retriever(dsn, settings=settings, embedder=embedder) as retriever:
         for query in EXAMPLE_QUERIES:
             by_mode = {
-                mode: retriever.search(query, k=3, collection=collection, mode=mode)
+                mode: best_chunk_per_document(retriever.search(query, k=12, collection=collection, mode=mode), 3)
                 for mode in ("hybrid", "dense", "lexical")
             }
             console.print(comparison_table(query, by_mode, relevance.get(query)))
