@@ -137,6 +137,9 @@ def ingest(
     chunk_overlap: Annotated[int | None, typer.Option(help="Overlap between chunks in model tokens.")] = None,
     batch_size: Annotated[int, typer.Option(help="Documents per transaction.")] = 64,
     skip_errors: Annotated[bool, typer.Option(help="Skip (and report) bad documents instead of stopping.")] = False,
+    strip_nul: Annotated[
+        bool, typer.Option(help="Remove NUL characters (PostgreSQL text cannot hold them) instead of failing.")
+    ] = False,
     limit: Annotated[int | None, typer.Option(help="Ingest at most this many documents.")] = None,
 ) -> None:
     """Chunk, embed (cached) and store documents; unchanged documents are skipped, changed ones replaced."""
@@ -153,7 +156,8 @@ def ingest(
     settings = state.settings
     dsn = resolve_dsn(settings)
     install(dsn)
-    documents = read_documents(path, format=input_format)
+    read_errors: list[Any] = []
+    documents = read_documents(path, format=input_format, errors=read_errors if skip_errors else None)
     if limit is not None:
         documents = itertools.islice(documents, limit)
     embedder = load_embedder(model or settings.embed_model, device=settings.device)
@@ -167,6 +171,8 @@ def ingest(
         chunk_overlap=chunk_overlap,
         batch_size=batch_size,
         skip_errors=skip_errors,
+        strip_nul=strip_nul,
+        read_errors=read_errors,
     )
     console.print(report.summary())
     if report.documents_failed and not skip_errors:
@@ -178,7 +184,10 @@ def ingest(
 def search(
     query: Annotated[str, typer.Argument(help="The query text.")],
     collection: Annotated[str | None, typer.Option("--collection", "-c", help="Collection to search.")] = None,
-    mode: Annotated[str, typer.Option(help="hybrid, dense or lexical.")] = "hybrid",
+    mode: Annotated[
+        str | None,
+        typer.Option(help="hybrid, dense or lexical (default: hybrid; lexical while a collection is under 100 docs)."),
+    ] = None,
     k: Annotated[int, typer.Option("-k", help="Number of results.")] = 10,
     filter_json: Annotated[
         str | None, typer.Option("--filter", help='Metadata filter as JSON, e.g. \'{"year": {"gte": 2010}}\'.')
