@@ -3,10 +3,12 @@
 
 Why a Python copy: to tokenize client-side when that is faster, and to feed reference BM25 implementations
 (``bm25s``) exactly the tokens Postgres indexes. ``tests/integration/test_cjk_parity.py`` compares both on
-thousands of generated strings. The algorithm is described at the top of ``020_text.sql``; in short: NFKC,
-invisible characters removed, lowercase; CJK runs become character unigrams with overlapping bigrams stacked on
-the same positions (``cjk_bigram``: bigrams only); other words go through Snowball English (PyStemmer, the same
-algorithm Postgres' ``english_stem`` runs) minus Postgres' English stop words (``cjk_simple``: lowercased only).
+thousands of generated strings, for documents (``text_to_tsvector``) and queries (``query_to_tsvector``,
+``query=True`` here). The algorithm is described at the top of ``020_text.sql``; in short: NFKC, invisible
+characters removed, lowercase; a CJK run becomes its overlapping character bigrams plus its last character
+(queries: the bigrams only; ``cjk_bigram``: bigrams only; ``cjk_unigrams``: bigrams and every character), a
+run of one character that character; other words go through Snowball English (PyStemmer, the same algorithm
+Postgres' ``english_stem`` runs) minus Postgres' English stop words (``cjk_simple``: lowercased only).
 
 English stems: Postgres bundles its own copy of Snowball, and PyStemmer's is another release: about 0.2% of English
 word types stem differently (PyStemmer 3.x: "international" -> internat, Postgres 18: intern; "biologist").
@@ -41,6 +43,7 @@ __all__ = [
     "english_lexeme",
     "has_cjk",
     "is_cjk_config",
+    "is_prefix_lexeme",
     "normalize",
     "term_frequencies",
     "tokenize",
@@ -71,7 +74,8 @@ SEPARATORS = (
 )
 IGNORED = r"\u00ad\u034f\u180b-\u180d\u180f\u200c\u200d\u2060-\u2064\ufe00-\ufe0f\ufeff\U000e0000-\U000e0fff"
 
-CONFIGS: tuple[str, ...] = ("cjk", "cjk_simple", "cjk_bigram")
+CONFIGS: tuple[str, ...] = ("cjk", "cjk_simple", "cjk_bigram", "cjk_unigrams")
+PREFIX_CONFIGS: tuple[str, ...] = ("cjk", "cjk_simple", "auto")  # one-character query runs match as prefixes
 MAX_POSITION = 16383  # Postgres clamps larger positions to this one
 MAX_POSITIONS_PER_LEXEME = 256  # and keeps the first 256 positions of a lexeme
 MAX_WORD_BYTES = 2047  # words this long or longer are not indexed (they keep their position)
@@ -96,6 +100,15 @@ _FULL_CASE_SPECIALS = re.compile("[\u0130\u03a3]")
 def is_cjk_config(config: str) -> bool:
     """True for the configurations this module reproduces (``auto`` needs Postgres' parser)."""
     return config in CONFIGS
+
+
+def is_prefix_lexeme(lexeme: str, config: str = "cjk") -> bool:
+    """Does this query lexeme match every lexeme that starts with it (``pgretrieval._is_prefix_lexeme``)?
+
+    True for one CJK character in ``cjk``, ``cjk_simple`` and ``auto``: their documents index a character on its
+    own only where it ends a run (elsewhere it starts a bigram), so the character's bigrams and its run-final
+    unigram together carry its exact term frequency and document frequency."""
+    return config in PREFIX_CONFIGS and len(lexeme) == 1 and _CJK_RE.match(lexeme) is not None
 
 
 def _simple_lower(text: str) -> str:
@@ -147,16 +160,19 @@ def words_to_stem(text: str) -> set[str]:
     }
 
 
-def tokenize(text: str, config: str = "cjk", *, stem: Stem | None = None) -> list[tuple[str, int]]:
+def tokenize(text: str, config: str = "cjk", *, stem: Stem | None = None, query: bool = False) -> list[tuple[str, int]]:
     """Lexemes with their positions (1-based) in text order, before Postgres' tsvector limits apply.
 
+    ``query``: the lexemes of a query piece (``pgretrieval.query_to_tsvector``) rather than of a document.
     ``stem`` replaces the PyStemmer English stems (see the module docstring); cjk_simple never stems."""
     if config not in CONFIGS:
         raise ValueError(
             f"pgretrieval.cjk reproduces the configurations {', '.join(CONFIGS)}, not {config!r}"
             + (" (auto runs Postgres' english parser; tokenize it in SQL)" if config == "auto" else "")
         )
-    unigrams = config != "cjk_bigram"
+    unigrams = config == "cjk_unigrams"  # every character of a run
+    last = unigrams or (config in ("cjk", "cjk_simple") and not query)  # the last character of a run
+    shrink = 1 if config == "cjk_bigram" else 0  # a run takes n - 1 positions (Lucene)
     lexeme_of: Stem | None = (stem or english_lexeme) if config != "cjk_simple" else None
     out: list[tuple[str, int]] = []
     pos = 0
@@ -174,23 +190,24 @@ def tokenize(text: str, config: str = "cjk", *, stem: Stem | None = None) -> lis
         if n == 1:
             out.append((run, pos + 1))
             pos += 1
-        elif unigrams:
-            for i in range(n - 1):
+            continue
+        for i in range(n - 1):
+            if unigrams:
                 out.append((run[i], pos + i + 1))
-                out.append((run[i : i + 2], pos + i + 1))
+            out.append((run[i : i + 2], pos + i + 1))
+        if last:
             out.append((run[-1], pos + n))
-            pos += n
-        else:
-            out.extend((run[i : i + 2], pos + i + 1) for i in range(n - 1))
-            pos += n - 1
+        pos += n - shrink
     return out
 
 
-def to_tsvector(text: str, config: str = "cjk", *, stem: Stem | None = None) -> dict[str, tuple[int, ...]]:
-    """The tsvector Postgres stores, as {lexeme: positions}: positions clamped to 16383, deduplicated,
-    sorted, at most 256 per lexeme."""
+def to_tsvector(
+    text: str, config: str = "cjk", *, stem: Stem | None = None, query: bool = False
+) -> dict[str, tuple[int, ...]]:
+    """The tsvector Postgres stores (``query``: the one ``query_to_tsvector`` gives), as {lexeme: positions}:
+    positions clamped to 16383, deduplicated, sorted, at most 256 per lexeme."""
     positions: dict[str, set[int]] = {}
-    for lexeme, pos in tokenize(text, config, stem=stem):
+    for lexeme, pos in tokenize(text, config, stem=stem, query=query):
         positions.setdefault(lexeme, set()).add(min(pos, MAX_POSITION))
     return {lex: tuple(sorted(p)[:MAX_POSITIONS_PER_LEXEME]) for lex, p in sorted(positions.items())}
 

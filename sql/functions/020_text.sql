@@ -1,38 +1,58 @@
--- Text to lexemes, for documents and queries alike, from the collection's text configuration.
--- One function so that ingestion (from SQL or Python) and lexical_search always agree.
+-- Text to lexemes from the collection's text configuration: pgretrieval.text_to_tsvector(config, body) for
+-- documents (ingestion from SQL or Python, the chunks.tsv trigger), pgretrieval.query_to_tsvector(config, piece)
+-- for queries (parse_query). The two differ only for the cjk, cjk_simple and auto configurations (below).
 --
 -- Besides any Postgres text search configuration (english, simple, german, myschema.myconfig, ...),
 -- pgretrieval has its own configurations for Chinese, Japanese and Korean, in plain SQL (no zhparser,
 -- pg_jieba or pg_bigm; any Postgres 14+ with a UTF8 database):
 --
---   cjk         CJK runs -> character unigrams + overlapping bigrams; other words -> english stemming + stop words
---   cjk_simple  the same, other words only lowercased (no stemming, no stop words)
---   cjk_bigram  CJK runs -> bigrams only (a run of one character -> that character), as Lucene's CJKAnalyzer;
---               other words as in cjk. Smaller index, but a one-character query cannot match inside longer runs
---   auto        CJK runs as in cjk; all text between them through Postgres' english configuration (its parser:
---               hyphenated words, URLs, e-mails, decimals), so text without CJK gets exactly what an
---               english collection gets
+--   cjk           CJK runs -> overlapping character bigrams (Lucene's CJKBigramFilter: 东京都 -> 东京, 京都) plus
+--                 the last character of each run; other words -> english stemming + stop words. Queries use
+--                 the bigrams only; a one-character query run (京) matches that character anywhere in a
+--                 run: it stands for every indexed lexeme that starts with it (bigrams 京X and the
+--                 run-final 京; see _lexical_ranked), which gives exactly the tf and df a unigram index
+--                 would. The default for Chinese, Japanese and Korean.
+--   cjk_simple    the same, other words only lowercased (no stemming, no stop words)
+--   cjk_bigram    Lucene's CJKAnalyzer: bigrams only (a run of one character -> that character), documents and
+--                 queries alike. The smallest index (~10% fewer postings than cjk), but a one-character query
+--                 matches only where the character stands alone
+--   cjk_unigrams  every character and every bigram, documents and queries alike (what cjk first meant):
+--                 slightly better ranking on some collections (drcd nDCG@10 +0.007), ~1.6x cjk's postings,
+--                 so slower ingestion and search (the unigrams of common characters have long posting lists)
+--   auto          CJK runs as in cjk; all text between them through Postgres' english configuration (its
+--                 parser: hyphenated words, URLs, e-mails, decimals), so text without CJK gets exactly what
+--                 an english collection gets
 --
--- How text becomes lexemes in the cjk* configurations (pgretrieval/cjk.py does exactly the same in Python;
--- tests/integration/test_cjk_parity.py proves it):
+-- How text becomes lexemes in the cjk* configurations (pgretrieval/cjk.py does exactly the same in Python,
+-- documents and queries; tests/integration/test_cjk_parity.py proves it):
 -- 1. NFKC (full-width Latin and digits -> ASCII, half-width katakana -> full-width, compatibility ideographs
 --    -> unified ones, circled digits -> digits, ...); invisible format characters (soft hyphen, ZWJ/ZWNJ, word
 --    joiner, BOM, variation selectors, tags) are removed; then lowercase (Unicode simple case mapping:
 --    COLLATE pg_c_utf8 on Postgres 17+, the database's collation before).
 -- 2. The text is cut into CJK runs (maximal sequences of Han, Hiragana, Katakana and Hangul characters, see
---    _cjk_pattern) and words (maximal sequences of characters that are neither CJK nor separators:
+--    _cjk_chars) and words (maximal sequences of characters that are neither CJK nor separators:
 --    whitespace, controls, ASCII and CJK punctuation, symbols, emoji). Everything else is dropped.
--- 3. A CJK run of n characters takes n positions: character i at position i, and the bigram (i, i+1) stacked
---    on the same position i (Lucene's outputUnigrams layout), so consecutive bigrams are adjacent and phrase
---    queries work. A word takes one position (also a stop word, as in Postgres); its lexeme is
---    ts_lexize('english_stem', word) for cjk/cjk_bigram, the word itself for cjk_simple.
---    cjk_bigram: a run of n >= 2 characters takes n - 1 positions (one per bigram).
+-- 3. Character i of a CJK run takes position base + i, and the bigram (i, i+1) sits on position base + i, so
+--    consecutive bigrams are adjacent and phrase queries work; the run takes n positions (cjk_bigram: n - 1,
+--    Lucene's layout). What a run of n >= 2 characters yields besides its n - 1 bigrams:
+--        cjk, cjk_simple, auto   documents: character n (at base + n); queries: nothing
+--        cjk_unigrams            every character
+--        cjk_bigram              nothing
+--    A run of one character yields that character in every configuration. A word takes one position (also a
+--    stop word, as in Postgres); its lexeme is ts_lexize('english_stem', word) for cjk/cjk_bigram/
+--    cjk_unigrams, the word itself for cjk_simple.
 -- 4. As everywhere in Postgres: positions above 16383 become 16383, a lexeme keeps at most 256 positions (so
 --    BM25 tf <= 256), a word of 2047 bytes or more is skipped (it still takes its position).
 --
+-- Why bigrams plus the run-final character (cjk) and not every character (cjk_unigrams): postings per
+-- document decide the cost of ingestion and of search. On xquad (the same 240 paragraphs in English and
+-- Chinese) english makes 59 postings per paragraph, cjk 168, cjk_unigrams 261; benchmarks/results/
+-- cjk_lexical.md has the side-by-side timings and the quality of each.
+--
 -- Traditional and Simplified Chinese are not converted: each is indexed as written, so a Simplified query
--- matches a Traditional document only through characters the two share (e.g. 中国 vs 中國 share only 中;
--- 台北 matches 台北, not 臺北). Use one script per collection, or convert before ingesting.
+-- matches a Traditional document only through bigrams (or, as one-character queries, characters) the two
+-- share: 中国 and 中國 share no bigram, the query 中 finds both; 台北 matches 台北, not 臺北. Use one script
+-- per collection, or convert before ingesting.
 
 -- The regular expression classes, shared (character for character) with pgretrieval/cjk.py.
 -- CJK: Hangul Jamo, CJK iteration/closing marks and Hangzhou numerals, Hiragana, Katakana (without the
@@ -72,9 +92,9 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pgretrieval, public, extensions
 RETURN '\u00ad\u034f\u180b-\u180d\u180f\u200c\u200d\u2060-\u2064\ufe00-\ufe0f\ufeff\U000e0000-\U000e0fff';
 
--- Is this a text configuration pgretrieval can use? Its own (cjk, cjk_simple, cjk_bigram, auto: they need a
--- UTF8 database) or any Postgres text search configuration that resolves here (built-in names like english or
--- simple; custom ones schema-qualified, e.g. myschema.myconfig).
+-- Is this a text configuration pgretrieval can use? Its own (cjk, cjk_simple, cjk_bigram, cjk_unigrams, auto:
+-- they need a UTF8 database) or any Postgres text search configuration that resolves here (built-in names like
+-- english or simple; custom ones schema-qualified, e.g. myschema.myconfig).
 CREATE OR REPLACE FUNCTION pgretrieval.is_valid_text_config(p_config text)
 RETURNS boolean
 LANGUAGE plpgsql STABLE
@@ -84,7 +104,7 @@ BEGIN
     IF p_config IS NULL OR p_config = '' THEN
         RETURN false;
     END IF;
-    IF p_config IN ('cjk', 'cjk_simple', 'cjk_bigram', 'auto') THEN
+    IF p_config IN ('cjk', 'cjk_simple', 'cjk_bigram', 'cjk_unigrams', 'auto') THEN
         RETURN getdatabaseencoding() = 'UTF8';
     END IF;
     PERFORM p_config::regconfig;
@@ -110,78 +130,73 @@ BEGIN
 END
 $$;
 
--- The cjk, cjk_simple and cjk_bigram configurations (steps 2 to 4 at the top of the file), set-based: one
--- regular expression pass over the text, then per CJK run an unnest of its characters zipped with themselves
--- shifted by one (bigrams in linear time, also for very long runs), and one tsvector built from a literal.
--- The literal lists every occurrence (tsvectorin merges them). Past 300,000 bytes of text that literal could
--- exceed tsvectorin's 1 MB of lexemes, so long texts are grouped per lexeme first (slower, same result).
-CREATE OR REPLACE FUNCTION pgretrieval._cjk_tsvector(p_config text, p_body text, p_grouped boolean DEFAULT NULL)
+-- The cjk, cjk_simple, cjk_bigram and cjk_unigrams configurations (steps 2 to 4 at the top of the file), for a
+-- document (p_query false) or a query piece (p_query true). Set-based and flat: one regular expression pass
+-- cuts runs and words, a running sum gives each its first position, one unnest per run pairs each character
+-- with the next (bigrams in linear time, also for very long runs), and one tsvector is built from a literal
+-- that lists every occurrence (tsvectorin merges them). Past 300,000 bytes of text that literal could exceed
+-- tsvectorin's 1 MB of lexemes, so long texts are grouped per lexeme first (slower, same result).
+CREATE OR REPLACE FUNCTION pgretrieval._cjk_vector(
+    p_config text, p_body text, p_query boolean DEFAULT false, p_grouped boolean DEFAULT NULL)
 RETURNS tsvector
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pgretrieval, public, extensions
 AS $$
 DECLARE
     v_text text := pgretrieval._cjk_normalize(coalesce(p_body, ''));
-    v_unigrams boolean := p_config <> 'cjk_bigram';
-    v_stem boolean := p_config <> 'cjk_simple';
     v_cjk text := pgretrieval._cjk_chars();
     v_pattern text := '([' || v_cjk || ']+)|([^' || v_cjk || pgretrieval._cjk_separators() || ']+)';
+    v_stem boolean := p_config <> 'cjk_simple';
+    v_unigrams boolean := p_config = 'cjk_unigrams';  -- every character of a run
+    v_last boolean := v_unigrams OR p_config IN ('cjk', 'cjk_simple') AND NOT coalesce(p_query, false);
+    v_shrink integer := CASE WHEN p_config = 'cjk_bigram' THEN 1 ELSE 0 END;  -- a run takes n - 1 positions
     v_literal text;
 BEGIN
+    -- Lexemes never hold a quote or a backslash here (both are separators), so they need no escaping.
+    -- Per row: a word (c.x NULL), or character c.i of a run with the next one (c.y NULL for the last).
     IF NOT coalesce(p_grouped, octet_length(v_text) > 300000) THEN
-        -- Lexemes never hold a quote or a backslash here (both are separators), so they need no escaping.
         SELECT string_agg(
-                   CASE WHEN b.run IS NULL THEN
-                       (SELECT string_agg('''' || l || ''':' || b.upto, ' ')
-                          FROM unnest(CASE WHEN v_stem THEN ts_lexize('english_stem', b.word)
-                                           ELSE ARRAY[b.word] END) AS l)
-                   ELSE
-                       (SELECT string_agg(
-                                   CASE WHEN c.y IS NULL THEN
-                                            CASE WHEN v_unigrams OR c.i = 1 THEN '''' || c.x || ''':' || (b.base + c.i) END
-                                        WHEN v_unigrams THEN
-                                            '''' || c.x || ''':' || (b.base + c.i) || ' ''' || c.x || c.y || ''':'
-                                            || (b.base + c.i)
-                                        ELSE '''' || c.x || c.y || ''':' || (b.base + c.i) END, ' ')
-                          FROM unnest(string_to_array(b.run, NULL), string_to_array(substr(b.run, 2), NULL))
-                               WITH ORDINALITY AS c(x, y, i))
+                   CASE WHEN t.run IS NULL THEN
+                            CASE WHEN octet_length(t.word) < 2047 THEN
+                                '''' || CASE WHEN v_stem THEN (ts_lexize('english_stem', t.word))[1] ELSE t.word END
+                                || ''':' || (t.base + 1) END
+                        WHEN c.y IS NOT NULL THEN
+                            CASE WHEN v_unigrams THEN '''' || c.x || ''':' || (t.base + c.i) || ' ' ELSE '' END
+                            || '''' || c.x || c.y || ''':' || (t.base + c.i)
+                        WHEN v_last OR c.i = 1 THEN '''' || c.x || ''':' || (t.base + c.i)
                    END, ' ')
           INTO v_literal
-          FROM (SELECT m.run, m.word, sum(m.width) OVER (ORDER BY m.o) AS upto,
-                       sum(m.width) OVER (ORDER BY m.o) - m.width AS base
-                  FROM (SELECT r.o, r.m[1] AS run, r.m[2] AS word,
-                               CASE WHEN r.m[1] IS NULL THEN 1
-                                    WHEN v_unigrams THEN length(r.m[1])
-                                    ELSE greatest(length(r.m[1]) - 1, 1) END AS width
-                          FROM regexp_matches(v_text, v_pattern, 'g') WITH ORDINALITY AS r(m, o)) m) b
-         WHERE b.run IS NOT NULL OR octet_length(b.word) < 2047;
+          FROM (SELECT r.m[1] AS run, r.m[2] AS word,
+                       sum(w.width) OVER (ORDER BY r.o) - w.width AS base
+                  FROM regexp_matches(v_text, v_pattern, 'g') WITH ORDINALITY AS r(m, o)
+                 CROSS JOIN LATERAL (SELECT CASE WHEN r.m[1] IS NULL THEN 1
+                                                 ELSE greatest(length(r.m[1]) - v_shrink, 1) END AS width) w) t
+          LEFT JOIN LATERAL unnest(string_to_array(t.run, NULL), string_to_array(substr(t.run, 2), NULL))
+                    WITH ORDINALITY AS c(x, y, i) ON true;
         RETURN coalesce(v_literal::tsvector, ''::tsvector);
     END IF;
 
-    WITH m AS (
-        SELECT r.o, r.m[1] AS run, r.m[2] AS word,
-               CASE WHEN r.m[1] IS NULL THEN 1
-                    WHEN v_unigrams THEN length(r.m[1])
-                    ELSE greatest(length(r.m[1]) - 1, 1) END AS width
-          FROM regexp_matches(v_text, v_pattern, 'g') WITH ORDINALITY AS r(m, o)
-    ), b AS (
-        SELECT m.run, m.word, sum(m.width) OVER (ORDER BY m.o) - m.width AS base FROM m
-    ), tokens AS (
-        SELECT l.lexeme, b.base + 1 AS pos
-          FROM b CROSS JOIN LATERAL unnest(CASE WHEN v_stem THEN ts_lexize('english_stem', b.word)
-                                                 ELSE ARRAY[b.word] END) AS l(lexeme)
-         WHERE b.word IS NOT NULL AND octet_length(b.word) < 2047
-        UNION ALL
-        SELECT t.lexeme, b.base + c.i
-          FROM b CROSS JOIN LATERAL unnest(string_to_array(b.run, NULL), string_to_array(substr(b.run, 2), NULL))
-                                    WITH ORDINALITY AS c(x, y, i)
-                 CROSS JOIN LATERAL (VALUES (CASE WHEN v_unigrams OR c.y IS NULL AND c.i = 1 THEN c.x END),
-                                            (c.x || c.y)) AS t(lexeme)
-         WHERE b.run IS NOT NULL AND t.lexeme IS NOT NULL
-    ), grouped AS (
-        SELECT tokens.lexeme, string_agg(tokens.pos::text, ',') AS positions FROM tokens GROUP BY tokens.lexeme
-    )
-    SELECT string_agg('''' || g.lexeme || ''':' || g.positions, ' ') INTO v_literal FROM grouped g;
+    SELECT string_agg('''' || g.lexeme || ''':' || g.positions, ' ')
+      INTO v_literal
+      FROM (SELECT k.lexeme, string_agg(k.pos::text, ',') AS positions
+              FROM (SELECT r.m[1] AS run, r.m[2] AS word,
+                           sum(w.width) OVER (ORDER BY r.o) - w.width AS base
+                      FROM regexp_matches(v_text, v_pattern, 'g') WITH ORDINALITY AS r(m, o)
+                     CROSS JOIN LATERAL (SELECT CASE WHEN r.m[1] IS NULL THEN 1
+                                                     ELSE greatest(length(r.m[1]) - v_shrink, 1) END AS width) w) t
+              LEFT JOIN LATERAL unnest(string_to_array(t.run, NULL), string_to_array(substr(t.run, 2), NULL))
+                        WITH ORDINALITY AS c(x, y, i) ON true
+             CROSS JOIN LATERAL (
+                    VALUES (CASE WHEN t.run IS NULL THEN
+                                     CASE WHEN octet_length(t.word) < 2047 THEN
+                                         CASE WHEN v_stem THEN (ts_lexize('english_stem', t.word))[1] ELSE t.word END
+                                     END
+                                 WHEN c.y IS NOT NULL THEN c.x || c.y
+                                 WHEN v_last OR c.i = 1 THEN c.x END,
+                            t.base + coalesce(c.i, 1)),
+                           (CASE WHEN v_unigrams AND c.y IS NOT NULL THEN c.x END, t.base + c.i)) AS k(lexeme, pos)
+             WHERE k.lexeme IS NOT NULL
+             GROUP BY k.lexeme) g;
     IF v_literal IS NULL THEN
         RETURN ''::tsvector;
     END IF;
@@ -196,10 +211,18 @@ BEGIN
 END
 $$;
 
--- The auto configuration: CJK runs as in cjk, every stretch of text between them through Postgres' english
--- configuration, positions shifted so that the whole text keeps its order. Text without CJK costs one
--- to_tsvector('english', ...) call. Long texts are grouped per lexeme first, as in _cjk_tsvector.
-CREATE OR REPLACE FUNCTION pgretrieval._auto_tsvector(p_body text, p_grouped boolean DEFAULT NULL)
+-- Document lexemes of the cjk* configurations (kept for callers of earlier releases; _cjk_vector does the work).
+CREATE OR REPLACE FUNCTION pgretrieval._cjk_tsvector(p_config text, p_body text, p_grouped boolean DEFAULT NULL)
+RETURNS tsvector
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pgretrieval, public, extensions
+RETURN pgretrieval._cjk_vector(p_config, p_body, false, p_grouped);
+
+-- The auto configuration: CJK runs as in cjk (documents or queries), every stretch of text between them
+-- through Postgres' english configuration, positions shifted so that the whole text keeps its order. Text
+-- without CJK costs one to_tsvector('english', ...) call. Long texts are grouped per lexeme first, as in
+-- _cjk_vector.
+CREATE OR REPLACE FUNCTION pgretrieval._auto_vector(p_body text, p_query boolean DEFAULT false, p_grouped boolean DEFAULT NULL)
 RETURNS tsvector
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pgretrieval, public, extensions
@@ -209,67 +232,60 @@ DECLARE
     v_cjk text := pgretrieval._cjk_chars();
     v_pattern text := '([' || v_cjk || ']+)|([^' || v_cjk || ']+)';
     v_words text := '[^' || pgretrieval._cjk_separators() || ']';
+    v_last boolean := NOT coalesce(p_query, false);
     v_literal text;
 BEGIN
     IF v_text !~ ('[' || v_cjk || ']') THEN
         RETURN to_tsvector('english'::regconfig, v_text);
     END IF;
+    -- Per row: a lexeme and position of an english stretch (u.lexeme), or character c.i of a run.
     IF NOT coalesce(p_grouped, octet_length(v_text) > 300000) THEN
         SELECT string_agg(
-                   CASE WHEN b.run IS NULL THEN
-                       (SELECT string_agg('''' || replace(replace(u.lexeme, '\', '\\'), '''', '''''') || ''':'
-                                          || (SELECT string_agg((b.base + p)::text, ',') FROM unnest(u.positions) p),
-                                          ' ')
-                          FROM unnest(b.tv) AS u)
-                   ELSE
-                       (SELECT string_agg('''' || c.x || ''':' || (b.base + c.i)
-                                          || CASE WHEN c.y IS NOT NULL
-                                                  THEN ' ''' || c.x || c.y || ''':' || (b.base + c.i) ELSE '' END,
-                                          ' ')
-                          FROM unnest(string_to_array(b.run, NULL), string_to_array(substr(b.run, 2), NULL))
-                               WITH ORDINALITY AS c(x, y, i))
+                   CASE WHEN t.run IS NULL THEN
+                            '''' || replace(replace(u.lexeme, '\', '\\'), '''', '''''') || ''':' || (t.base + p.pos)
+                        WHEN c.y IS NOT NULL THEN '''' || c.x || c.y || ''':' || (t.base + c.i)
+                        WHEN v_last OR c.i = 1 THEN '''' || c.x || ''':' || (t.base + c.i)
                    END, ' ')
           INTO v_literal
-          FROM (SELECT w.run, w.tv, sum(w.width) OVER (ORDER BY w.o) - w.width AS base
-                  FROM (SELECT m.o, m.run, m.tv,
-                               CASE WHEN m.run IS NOT NULL THEN length(m.run)
-                                    WHEN m.tv IS NULL THEN 0
-                                    ELSE coalesce((SELECT max(p) FROM unnest(m.tv) AS u, unnest(u.positions) AS p), 0)
+          FROM (SELECT m.run, m.tv, sum(m.width) OVER (ORDER BY m.o) - m.width AS base
+                  FROM (SELECT s.o, s.run, s.tv,
+                               CASE WHEN s.run IS NOT NULL THEN length(s.run)
+                                    WHEN s.tv IS NULL THEN 0
+                                    ELSE coalesce((SELECT max(p) FROM unnest(s.tv) AS u, unnest(u.positions) AS p), 0)
                                END AS width
                           FROM (SELECT r.o, r.m[1] AS run,
                                        CASE WHEN r.m[2] ~ v_words THEN to_tsvector('english'::regconfig, r.m[2]) END AS tv
-                                  FROM regexp_matches(v_text, v_pattern, 'g') WITH ORDINALITY AS r(m, o)) m) w) b
-         WHERE b.run IS NOT NULL OR b.tv IS NOT NULL;
+                                  FROM regexp_matches(v_text, v_pattern, 'g') WITH ORDINALITY AS r(m, o)) s) m) t
+          LEFT JOIN LATERAL unnest(t.tv) AS u ON true
+          LEFT JOIN LATERAL unnest(u.positions) AS p(pos) ON true
+          LEFT JOIN LATERAL unnest(string_to_array(t.run, NULL), string_to_array(substr(t.run, 2), NULL))
+                    WITH ORDINALITY AS c(x, y, i) ON true;
         RETURN coalesce(v_literal::tsvector, ''::tsvector);
     END IF;
 
-    WITH m AS (
-        SELECT r.o, r.m[1] AS run,
-               CASE WHEN r.m[2] ~ v_words THEN to_tsvector('english'::regconfig, r.m[2]) END AS tv
-          FROM regexp_matches(v_text, v_pattern, 'g') WITH ORDINALITY AS r(m, o)
-    ), w AS (
-        SELECT m.o, m.run, m.tv,
-               CASE WHEN m.run IS NOT NULL THEN length(m.run)
-                    WHEN m.tv IS NULL THEN 0
-                    ELSE coalesce((SELECT max(p) FROM unnest(m.tv) AS u, unnest(u.positions) AS p), 0) END AS width
-          FROM m
-    ), b AS (
-        SELECT w.run, w.tv, sum(w.width) OVER (ORDER BY w.o) - w.width AS base FROM w
-    ), tokens AS (
-        SELECT u.lexeme, b.base + p AS pos
-          FROM b CROSS JOIN LATERAL unnest(b.tv) AS u CROSS JOIN LATERAL unnest(u.positions) AS p
-         WHERE b.tv IS NOT NULL
-        UNION ALL
-        SELECT t.lexeme, b.base + c.i
-          FROM b CROSS JOIN LATERAL unnest(string_to_array(b.run, NULL), string_to_array(substr(b.run, 2), NULL))
-                                    WITH ORDINALITY AS c(x, y, i)
-                 CROSS JOIN LATERAL (VALUES (c.x), (c.x || c.y)) AS t(lexeme)
-         WHERE b.run IS NOT NULL AND t.lexeme IS NOT NULL
-    ), grouped AS (
-        SELECT tokens.lexeme, string_agg(tokens.pos::text, ',') AS positions FROM tokens GROUP BY tokens.lexeme
-    )
     SELECT string_agg('''' || replace(replace(g.lexeme, '\', '\\'), '''', '''''') || ''':' || g.positions, ' ')
-      INTO v_literal FROM grouped g;
+      INTO v_literal
+      FROM (SELECT k.lexeme, string_agg(k.pos::text, ',') AS positions
+              FROM (SELECT m.run, m.tv, sum(m.width) OVER (ORDER BY m.o) - m.width AS base
+                      FROM (SELECT s.o, s.run, s.tv,
+                                   CASE WHEN s.run IS NOT NULL THEN length(s.run)
+                                        WHEN s.tv IS NULL THEN 0
+                                        ELSE coalesce((SELECT max(p) FROM unnest(s.tv) AS u, unnest(u.positions) AS p), 0)
+                                   END AS width
+                              FROM (SELECT r.o, r.m[1] AS run,
+                                           CASE WHEN r.m[2] ~ v_words THEN to_tsvector('english'::regconfig, r.m[2]) END AS tv
+                                      FROM regexp_matches(v_text, v_pattern, 'g') WITH ORDINALITY AS r(m, o)) s) m) t
+              LEFT JOIN LATERAL unnest(t.tv) AS u ON true
+              LEFT JOIN LATERAL unnest(u.positions) AS p(pos) ON true
+              LEFT JOIN LATERAL unnest(string_to_array(t.run, NULL), string_to_array(substr(t.run, 2), NULL))
+                        WITH ORDINALITY AS c(x, y, i) ON true
+             CROSS JOIN LATERAL (
+                    VALUES (CASE WHEN t.run IS NULL THEN u.lexeme
+                                 WHEN c.y IS NOT NULL THEN c.x || c.y
+                                 WHEN v_last OR c.i = 1 THEN c.x END,
+                            t.base + coalesce(c.i, p.pos))) AS k(lexeme, pos)
+             WHERE k.lexeme IS NOT NULL
+             GROUP BY k.lexeme) g;
     IF v_literal IS NULL THEN
         RETURN ''::tsvector;
     END IF;
@@ -284,13 +300,21 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION pgretrieval.text_to_tsvector(p_config text, p_body text)
+-- Document lexemes of the auto configuration (kept for callers of earlier releases).
+CREATE OR REPLACE FUNCTION pgretrieval._auto_tsvector(p_body text, p_grouped boolean DEFAULT NULL)
+RETURNS tsvector
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pgretrieval, public, extensions
+RETURN pgretrieval._auto_vector(p_body, false, p_grouped);
+
+-- Lexemes of a document (p_query false) or a query piece (p_query true) in any configuration.
+CREATE OR REPLACE FUNCTION pgretrieval._text_vector(p_config text, p_body text, p_query boolean)
 RETURNS tsvector
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pgretrieval, public, extensions
 AS $$
 BEGIN
-    IF p_config IN ('cjk', 'cjk_simple', 'cjk_bigram', 'auto') THEN
+    IF p_config IN ('cjk', 'cjk_simple', 'cjk_bigram', 'cjk_unigrams', 'auto') THEN
         IF getdatabaseencoding() <> 'UTF8' THEN
             RAISE EXCEPTION 'the % text configuration needs a UTF8 database, this one is %',
                 p_config, getdatabaseencoding()
@@ -298,15 +322,42 @@ BEGIN
                       HINT = 'Create the database with ENCODING ''UTF8'', or use a Postgres configuration such as simple.';
         END IF;
         IF p_config = 'auto' THEN
-            RETURN pgretrieval._auto_tsvector(p_body);
+            RETURN pgretrieval._auto_vector(p_body, p_query);
         END IF;
-        RETURN pgretrieval._cjk_tsvector(p_config, p_body);
+        RETURN pgretrieval._cjk_vector(p_config, p_body, p_query);
     END IF;
     IF NOT pgretrieval.is_valid_text_config(p_config) THEN
         RAISE EXCEPTION 'unknown text search configuration "%"', p_config
             USING ERRCODE = 'PR002',
-                  HINT = 'Use cjk, cjk_simple, cjk_bigram, auto or a Postgres text search configuration such as english or simple (SELECT cfgname FROM pg_ts_config).';
+                  HINT = 'Use cjk, cjk_simple, cjk_bigram, cjk_unigrams, auto or a Postgres text search configuration such as english or simple (SELECT cfgname FROM pg_ts_config).';
     END IF;
     RETURN to_tsvector(p_config::regconfig, coalesce(p_body, ''));
 END
 $$;
+
+-- The lexemes a document is indexed with (chunks.tsv).
+CREATE OR REPLACE FUNCTION pgretrieval.text_to_tsvector(p_config text, p_body text)
+RETURNS tsvector
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pgretrieval, public, extensions
+RETURN pgretrieval._text_vector(p_config, p_body, false);
+
+-- The lexemes a query piece is searched with: text_to_tsvector's, except that with cjk, cjk_simple and auto
+-- a CJK run of two or more characters gives only its bigrams (see the top of the file). A one-character run
+-- gives the character; lexical_search lets it match every lexeme that starts with it
+-- (pgretrieval._is_prefix_lexeme).
+CREATE OR REPLACE FUNCTION pgretrieval.query_to_tsvector(p_config text, p_body text)
+RETURNS tsvector
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pgretrieval, public, extensions
+RETURN pgretrieval._text_vector(p_config, p_body, true);
+
+-- Does a query lexeme of this configuration stand for every lexeme that starts with it? Yes for a single CJK
+-- character in cjk, cjk_simple and auto, whose documents index a character on its own only where it ends a
+-- run (elsewhere it starts a bigram): together those lexemes give the character's exact tf and df.
+CREATE OR REPLACE FUNCTION pgretrieval._is_prefix_lexeme(p_config text, p_lexeme text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pgretrieval, public, extensions
+RETURN p_config IN ('cjk', 'cjk_simple', 'auto') AND length(p_lexeme) = 1
+       AND p_lexeme ~ ('[' || pgretrieval._cjk_chars() || ']');

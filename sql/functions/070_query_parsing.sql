@@ -6,8 +6,11 @@
 --   cat or dog         alternatives; matters when all terms are required (require_all_terms => true):
 --                      then every group must match, and `or` joins clauses into one group
 -- Anything else is text: punctuation and operators (&|!:*()\'), backslashes, emoji, very long input are
--- never interpreted as syntax. Lexemes come only from pgretrieval.text_to_tsvector(config, piece), the
--- function documents are indexed with, so queries and documents always agree whatever the configuration.
+-- never interpreted as syntax. Lexemes come only from pgretrieval.query_to_tsvector(config, piece), the
+-- query side of text_to_tsvector (the function documents are indexed with; the two differ only in what a CJK
+-- run yields, see 020_text.sql), so queries and documents always agree whatever the configuration. A lexeme
+-- that pgretrieval._is_prefix_lexeme marks (one CJK character in cjk, cjk_simple, auto) matches every lexeme
+-- starting with it: X:* in the tsquery, a prefix range of postings in _lexical_ranked.
 
 -- A tsquery matching one lexeme exactly, built from the lexeme as data (quoted per the tsquery grammar).
 CREATE OR REPLACE FUNCTION pgretrieval._lexeme_tsquery(p_lexeme text)
@@ -18,12 +21,25 @@ AS $$
     SELECT ('''' || replace(replace(p_lexeme, '\', '\\'), '''', '''''') || '''')::tsquery
 $$;
 
+-- The tsquery of one query lexeme of a configuration: the lexeme, or every lexeme that starts with it (X:*)
+-- where pgretrieval._is_prefix_lexeme says so.
+CREATE OR REPLACE FUNCTION pgretrieval._query_lexeme_tsquery(p_config text, p_lexeme text)
+RETURNS tsquery
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pgretrieval, public, extensions
+AS $$
+    SELECT CASE WHEN pgretrieval._is_prefix_lexeme(p_config, p_lexeme)
+                THEN ('''' || p_lexeme || ''':*')::tsquery  -- a CJK character: no quote or backslash to escape
+                ELSE pgretrieval._lexeme_tsquery(p_lexeme) END
+$$;
+
 -- One row per clause of the query:
 --   grp       clauses sharing a group number were joined with `or` (negated clauses have grp 0)
 --   negated   the clause was written with a leading minus
 --   phrase    the clause was quoted
 --   lexemes   its lexemes, in text order for phrases (distinct for plain terms)
 --   tsq       a tsquery matching the clause: the phrase with its word distances, or all of a term's lexemes
+--             (a prefix lexeme as X:*)
 -- Pieces that yield no lexeme (stop words, punctuation) are left out.
 CREATE OR REPLACE FUNCTION pgretrieval.parse_query(config text, query_text text)
 RETURNS TABLE (clause integer, grp integer, negated boolean, phrase boolean, lexemes text[], tsq tsquery)
@@ -43,6 +59,7 @@ DECLARE
     v_clause integer := 0;
     v_pending_or boolean := false;
     v_have_positive boolean := false;
+    v_prefixes boolean := config IN ('cjk', 'cjk_simple', 'auto');  -- may hold prefix lexemes
     i integer;
 BEGIN
     IF query_text IS NULL OR btrim(query_text) = '' THEN
@@ -64,7 +81,7 @@ BEGIN
             v_text := CASE WHEN v_neg THEN substr(m[3], 2) ELSE m[3] END;
         END IF;
 
-        v_tsv := pgretrieval.text_to_tsvector(config, v_text);
+        v_tsv := pgretrieval.query_to_tsvector(config, v_text);
         IF v_phrase THEN
             -- lexemes in text order; a configuration without positions makes the phrase an AND of its lexemes
             SELECT array_agg(u.lexeme ORDER BY p.pos, u.lexeme), array_agg(p.pos ORDER BY p.pos, u.lexeme)
@@ -78,12 +95,16 @@ BEGIN
             CONTINUE;
         END IF;
 
-        v_q := pgretrieval._lexeme_tsquery(v_lex[1]);
+        v_q := CASE WHEN v_prefixes THEN pgretrieval._query_lexeme_tsquery(config, v_lex[1])
+                     ELSE pgretrieval._lexeme_tsquery(v_lex[1]) END;
         FOR i IN 2 .. cardinality(v_lex) LOOP
             IF v_phrase AND v_pos[i] IS NOT NULL AND v_pos[i - 1] IS NOT NULL THEN
-                v_q := tsquery_phrase(v_q, pgretrieval._lexeme_tsquery(v_lex[i]), greatest(v_pos[i] - v_pos[i - 1], 0));
+                v_q := tsquery_phrase(v_q, CASE WHEN v_prefixes THEN pgretrieval._query_lexeme_tsquery(config, v_lex[i])
+                                                ELSE pgretrieval._lexeme_tsquery(v_lex[i]) END,
+                                      greatest(v_pos[i] - v_pos[i - 1], 0));
             ELSE
-                v_q := v_q && pgretrieval._lexeme_tsquery(v_lex[i]);
+                v_q := v_q && CASE WHEN v_prefixes THEN pgretrieval._query_lexeme_tsquery(config, v_lex[i])
+                                   ELSE pgretrieval._lexeme_tsquery(v_lex[i]) END;
             END IF;
         END LOOP;
 

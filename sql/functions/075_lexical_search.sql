@@ -11,6 +11,11 @@
 -- A query reads only its own terms' postings, by index-only scans of postings' primary key. Matching is OR
 -- over terms by default; quoted phrases, exclusions and require_all_terms add a check of the chunk's tsvector
 -- that runs only on the best-scored candidates (see 070_query_parsing.sql for the query language).
+--
+-- A prefix lexeme (pgretrieval._is_prefix_lexeme: one CJK character of a cjk, cjk_simple or auto query) is
+-- scored as one term over a prefix range of postings (the character's bigrams and its run-final unigram):
+-- tf = their summed tf in the chunk, df = the number of chunks holding any of them, i.e. exactly the tf and df
+-- of the character in a unigram index, read from a range scan of the same primary key.
 
 CREATE OR REPLACE FUNCTION pgretrieval._lexical_ranked(
     p_collection pgretrieval.collections,
@@ -35,6 +40,7 @@ DECLARE
     v_b double precision := pgretrieval._setting(v_settings, 'b', p_b, 0.75::double precision);
     v_all boolean := pgretrieval._setting(v_settings, 'require_all_terms', p_require_all, false);
     v_terms text[];
+    v_prefixes text[];
     v_idfs double precision[];
     v_n numeric;
     v_total numeric;
@@ -83,6 +89,12 @@ BEGIN
     IF v_terms IS NULL THEN
         RETURN;  -- nothing to rank by (only stop words, punctuation or exclusions)
     END IF;
+    IF p_collection.text_config IN ('cjk', 'cjk_simple', 'auto') THEN
+        SELECT array_agg(t.term) FILTER (WHERE NOT t.prefix), array_agg(t.term) FILTER (WHERE t.prefix)
+          INTO v_terms, v_prefixes
+          FROM (SELECT u.term, pgretrieval._is_prefix_lexeme(p_collection.text_config, u.term) AS prefix
+                  FROM unnest(v_terms) AS u(term)) t;
+    END IF;
     v_constraint := v_required;
     IF v_excluded IS NOT NULL THEN
         v_constraint := CASE WHEN v_constraint IS NULL THEN !! v_excluded ELSE v_constraint && !! v_excluded END;
@@ -94,14 +106,16 @@ BEGIN
     IF coalesce(v_n, 0) <= 0 THEN
         RETURN;
     END IF;
-    SELECT array_agg(t.term ORDER BY t.term), array_agg(ln(1.0 + (v_n - t.df + 0.5) / (t.df + 0.5))::double precision ORDER BY t.term)
-      INTO v_terms, v_idfs
-      FROM (SELECT q.term, sum(s.df) AS df
-              FROM unnest(v_terms) AS q(term)
-              JOIN pgretrieval.term_stats s ON s.collection_id = v_cid AND s.term = (q.term COLLATE "C")
-             GROUP BY q.term
-            HAVING sum(s.df) > 0) t;
-    IF v_terms IS NULL THEN
+    IF v_terms IS NOT NULL THEN
+        SELECT array_agg(t.term ORDER BY t.term), array_agg(ln(1.0 + (v_n - t.df + 0.5) / (t.df + 0.5))::double precision ORDER BY t.term)
+          INTO v_terms, v_idfs
+          FROM (SELECT q.term, sum(s.df) AS df
+                  FROM unnest(v_terms) AS q(term)
+                  JOIN pgretrieval.term_stats s ON s.collection_id = v_cid AND s.term = (q.term COLLATE "C")
+                 GROUP BY q.term
+                HAVING sum(s.df) > 0) t;
+    END IF;
+    IF v_terms IS NULL AND v_prefixes IS NULL THEN
         RETURN;
     END IF;
 
@@ -116,22 +130,53 @@ BEGIN
         END IF;
     END IF;
 
-    EXECUTE format(
-        'WITH s AS ('
-        '  SELECT p.chunk_id,'
-        '         sum(q.idf * p.tf::double precision / (p.tf + $3 * (1.0 - $4 + $4 * p.doc_len / $5))) AS score'
-        '    FROM unnest($1::text[], $2::double precision[]) AS q(term, idf)'
-        '    JOIN pgretrieval.postings p ON p.collection_id = %1$s AND p.term = (q.term COLLATE "C")'
-        '   GROUP BY p.chunk_id%2$s)'
-        ' SELECT array_agg(t.chunk_id ORDER BY t.score DESC, t.chunk_id), array_agg(t.score ORDER BY t.score DESC, t.chunk_id)'
-        '   FROM (SELECT s.chunk_id, s.score FROM s%3$s WHERE true%4$s'
-        '          ORDER BY s.score DESC, s.chunk_id LIMIT %5$s) t',
-        v_cid,
-        CASE WHEN v_min_terms > 1 THEN format(' HAVING count(*) >= %s', v_min_terms) ELSE '' END,
-        v_join, v_where, p_k)
-       INTO ids, scores
-      USING v_terms, v_idfs, v_k1, v_b, (v_total / v_n)::double precision,
-            v_filter.args, p_created_after, p_created_before, v_constraint;
+    IF v_prefixes IS NULL THEN
+        EXECUTE format(
+            'WITH s AS ('
+            '  SELECT p.chunk_id,'
+            '         sum(q.idf * p.tf::double precision / (p.tf + $3 * (1.0 - $4 + $4 * p.doc_len / $5))) AS score'
+            '    FROM unnest($1::text[], $2::double precision[]) AS q(term, idf)'
+            '    JOIN pgretrieval.postings p ON p.collection_id = %1$s AND p.term = (q.term COLLATE "C")'
+            '   GROUP BY p.chunk_id%2$s)'
+            ' SELECT array_agg(t.chunk_id ORDER BY t.score DESC, t.chunk_id), array_agg(t.score ORDER BY t.score DESC, t.chunk_id)'
+            '   FROM (SELECT s.chunk_id, s.score FROM s%3$s WHERE true%4$s'
+            '          ORDER BY s.score DESC, s.chunk_id LIMIT %5$s) t',
+            v_cid,
+            CASE WHEN v_min_terms > 1 THEN format(' HAVING count(*) >= %s', v_min_terms) ELSE '' END,
+            v_join, v_where, p_k)
+           INTO ids, scores
+          USING v_terms, v_idfs, v_k1, v_b, (v_total / v_n)::double precision,
+                v_filter.args, p_created_after, p_created_before, v_constraint;
+    ELSE
+        -- x: per prefix lexeme and chunk, the summed tf of the lexemes in its range (a CJK character followed
+        -- by at most one more: chr(1114111) bounds the range in "C" order); its df is the number of chunks.
+        EXECUTE format(
+            'WITH x AS MATERIALIZED ('
+            '  SELECT e.lexeme, p.chunk_id, sum(p.tf)::double precision AS tf, min(p.doc_len) AS doc_len'
+            '    FROM unnest($10::text[]) AS e(lexeme)'
+            '    JOIN pgretrieval.postings p ON p.collection_id = %1$s AND p.term >= (e.lexeme COLLATE "C")'
+            '                               AND p.term <= ((e.lexeme || chr(1114111)) COLLATE "C")'
+            '   GROUP BY e.lexeme, p.chunk_id'
+            '), h AS ('
+            '  SELECT p.chunk_id, q.idf * p.tf::double precision / (p.tf + $3 * (1.0 - $4 + $4 * p.doc_len / $5)) AS part'
+            '    FROM unnest($1::text[], $2::double precision[]) AS q(term, idf)'
+            '    JOIN pgretrieval.postings p ON p.collection_id = %1$s AND p.term = (q.term COLLATE "C")'
+            '  UNION ALL'
+            '  SELECT x.chunk_id, ln(1.0 + ($11 - d.df + 0.5) / (d.df + 0.5))'
+            '                     * x.tf / (x.tf + $3 * (1.0 - $4 + $4 * x.doc_len / $5))'
+            '    FROM x JOIN (SELECT x.lexeme, count(*)::double precision AS df FROM x GROUP BY x.lexeme) d USING (lexeme)'
+            '), s AS ('
+            '  SELECT h.chunk_id, sum(h.part) AS score FROM h GROUP BY h.chunk_id%2$s)'
+            ' SELECT array_agg(t.chunk_id ORDER BY t.score DESC, t.chunk_id), array_agg(t.score ORDER BY t.score DESC, t.chunk_id)'
+            '   FROM (SELECT s.chunk_id, s.score FROM s%3$s WHERE true%4$s'
+            '          ORDER BY s.score DESC, s.chunk_id LIMIT %5$s) t',
+            v_cid,
+            CASE WHEN v_min_terms > 1 THEN format(' HAVING count(*) >= %s', v_min_terms) ELSE '' END,
+            v_join, v_where, p_k)
+           INTO ids, scores
+          USING v_terms, v_idfs, v_k1, v_b, (v_total / v_n)::double precision,
+                v_filter.args, p_created_after, p_created_before, v_constraint, v_prefixes, v_n::double precision;
+    END IF;
     ids := coalesce(ids, '{}');
     scores := coalesce(scores, '{}');
 END

@@ -1,4 +1,5 @@
-"""SQL vs Python: pgretrieval.text_to_tsvector(cjk*) and pgretrieval.cjk.to_tsvector give the same lexemes and
+"""SQL vs Python: pgretrieval.text_to_tsvector(cjk*) and pgretrieval.cjk.to_tsvector, and for queries
+pgretrieval.query_to_tsvector(cjk*) and pgretrieval.cjk.to_tsvector(query=True), give the same lexemes and
 positions on a few thousand generated strings (Simplified and Traditional Chinese, Japanese kana, half-width
 katakana, Korean, English with stop words, digits, full-width forms, punctuation of several scripts, emoji with
 ZWJ and variation selectors, accented Latin, Greek, Cyrillic, combining marks, private-use and unassigned code
@@ -95,11 +96,14 @@ def generated_strings(n: int, seed: int = 20240601) -> list[str]:
     return out
 
 
-def sql_vectors(conn: psycopg.Connection[Any], config: str, texts: list[str]) -> list[dict[str, tuple[int, ...]]]:
+def sql_vectors(
+    conn: psycopg.Connection[Any], config: str, texts: list[str], *, query: bool = False
+) -> list[dict[str, tuple[int, ...]]]:
+    function = "query_to_tsvector" if query else "text_to_tsvector"
     rows = conn.execute(
         "SELECT t.n, u.lexeme, u.positions "
         "FROM unnest(%s::text[]) WITH ORDINALITY AS t(body, n) "
-        "LEFT JOIN LATERAL unnest(pgretrieval.text_to_tsvector(%s, t.body)) AS u ON true",
+        f"LEFT JOIN LATERAL unnest(pgretrieval.{function}(%s, t.body)) AS u ON true",
         (texts, config),
     ).fetchall()
     vectors: list[dict[str, tuple[int, ...]]] = [{} for _ in texts]
@@ -115,13 +119,27 @@ def postgres_stems(conn: psycopg.Connection[Any], texts: list[str]) -> dict[str,
     return {w: (lex[0] if lex else None) for w, lex in rows}
 
 
-@pytest.mark.parametrize("config", ["cjk", "cjk_simple", "cjk_bigram"])
-def test_sql_and_python_agree_on_generated_strings(conn: psycopg.Connection[Any], config: str) -> None:
+@pytest.mark.parametrize("config", ["cjk", "cjk_simple", "cjk_bigram", "cjk_unigrams"])
+@pytest.mark.parametrize("query", [False, True], ids=["document", "query"])
+def test_sql_and_python_agree_on_generated_strings(conn: psycopg.Connection[Any], config: str, query: bool) -> None:
     texts = generated_strings(3000)
     stems = postgres_stems(conn, texts)
-    expected = sql_vectors(conn, config, texts)
-    mismatches = [t for t, e in zip(texts, expected, strict=True) if cjk.to_tsvector(t, config, stem=stems.get) != e]
+    expected = sql_vectors(conn, config, texts, query=query)
+    mismatches = [
+        t for t, e in zip(texts, expected, strict=True) if cjk.to_tsvector(t, config, stem=stems.get, query=query) != e
+    ]
     assert not mismatches, f"{len(mismatches)} of {len(texts)} differ, e.g. {mismatches[0]!r}"
+
+
+def test_prefix_lexemes_agree(conn: psycopg.Connection[Any]) -> None:
+    lexemes = ["京", "东京", "a", "ア", "한", "𠀀", "。", "1", ""]
+    for config in ("cjk", "cjk_simple", "cjk_bigram", "cjk_unigrams", "auto", "english"):
+        rows = conn.execute(
+            "SELECT l, pgretrieval._is_prefix_lexeme(%s, l) FROM unnest(%s::text[]) l", (config, lexemes)
+        ).fetchall()
+        assert {lexeme: bool(flag) for lexeme, flag in rows} == {
+            lexeme: cjk.is_prefix_lexeme(lexeme, config) for lexeme in lexemes
+        }, config
 
 
 def test_pystemmer_default_agrees_on_a_common_vocabulary(conn: psycopg.Connection[Any]) -> None:

@@ -3,6 +3,7 @@ concurrent ingests, the query language, hostile input and errors."""
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +22,7 @@ from search_helpers import (
     search,
 )
 
+from pgretrieval import cjk
 from pgretrieval.db import connect
 
 TEXTS = [
@@ -243,3 +245,86 @@ def test_bad_input(loaded: tuple[psycopg.Connection[Any], int], sql: str, sqlsta
     assert info.value.sqlstate == sqlstate
     assert fragment in str(info.value)
     assert info.value.diag.message_hint
+
+
+CJK_TEXTS = [
+    ("东京", "东京都是日本的首都，京都是古都。"),
+    ("", "我住在东京"),
+    ("大阪", "大阪和京都都在关西。京"),
+    ("", "北京是中国的首都 Beijing"),
+    ("", "东京 都 的人口"),
+    ("", "首都"),
+]
+
+
+@pytest.fixture(scope="module")
+def cjk_loaded(server_dsn: str, template_database: str) -> Iterator[tuple[psycopg.Connection[Any], int]]:
+    with scratch_database(server_dsn, template_database) as connection:
+        cid = create_collection(connection, "zh", "cjk")
+        add_docs(connection, cid, [Doc(f"z{i}", body, title=title) for i, (title, body) in enumerate(CJK_TEXTS)])
+        yield connection, cid
+
+
+def cjk_reference(terms: dict[int, dict[str, int]], query_terms: list[str], prefixes: list[str]) -> dict[int, float]:
+    """bm25_reference, with each prefix lexeme scored as one term: tf summed over the lexemes it starts."""
+    merged: dict[int, dict[str, int]] = {}
+    for chunk, tfs in terms.items():
+        merged[chunk] = dict(tfs)
+        for prefix in prefixes:
+            tf = sum(n for lexeme, n in tfs.items() if lexeme.startswith(prefix))
+            if tf:
+                merged[chunk]["\x00" + prefix] = tf
+    scores = bm25_reference(terms, query_terms) if query_terms else {}
+    # same lengths and N: score the prefix pseudo-terms over the merged table, lengths from the real one
+    n = len(terms)
+    lengths = {c: sum(tfs.values()) for c, tfs in terms.items()}
+    avgdl = sum(lengths.values()) / n
+    for prefix in prefixes:
+        holders = {c: tfs["\x00" + prefix] for c, tfs in merged.items() if "\x00" + prefix in tfs}
+        if not holders:
+            continue
+        idf = math.log(1 + (n - len(holders) + 0.5) / (len(holders) + 0.5))
+        for c, tf in holders.items():
+            scores[c] = scores.get(c, 0.0) + idf * tf / (tf + 1.2 * (1 - 0.75 + 0.75 * lengths[c] / avgdl))
+    return scores
+
+
+@pytest.mark.parametrize("query", ["京", "东京都", "京 首都", "都", "北京 京都 中", "Beijing 京"])
+def test_cjk_bm25_with_one_character_queries_equals_python(
+    cjk_loaded: tuple[psycopg.Connection[Any], int], query: str
+) -> None:
+    conn, cid = cjk_loaded
+    lexemes = [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT l FROM pgretrieval.parse_query('cjk', %s) p, unnest(p.lexemes) l", (query,)
+        ).fetchall()
+    ]
+    prefixes = [lx for lx in lexemes if cjk.is_prefix_lexeme(lx)]
+    expected = cjk_reference(chunk_terms(conn, cid), [lx for lx in lexemes if lx not in prefixes], prefixes)
+    rows = search(conn, "SELECT * FROM pgretrieval.lexical_search(%s, 100, collection => 'zh')", (query,))
+    assert {r["chunk_id"] for r in rows} == set(expected), query
+    for r in rows:
+        assert r["lexical_score"] == pytest.approx(expected[r["chunk_id"]], abs=1e-9)
+
+
+def test_cjk_phrases_exclusions_and_required_terms(cjk_loaded: tuple[psycopg.Connection[Any], int]) -> None:
+    conn, _ = cjk_loaded
+
+    def hits(query: str, **options: Any) -> set[str]:
+        extra = "".join(f", {name} => %({name})s" for name in options)
+        rows = conn.execute(
+            f"SELECT external_id FROM pgretrieval.lexical_search(%(q)s, 100, collection => 'zh'{extra})",
+            {"q": query, **options},
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    assert hits('"东京都"') == {"z0"}
+    assert hits('"京都"') == {"z0", "z2"}
+    assert hits('"东京 都"') == {"z0", "z4"}  # 东京都 and 东京 都: the character follows 东京 either way
+    assert hits('"京"') == {"z0", "z1", "z2", "z3", "z4"}  # one character: anywhere in a run, also run-final
+    assert hits("首都 -京") == {"z5"}
+    assert hits('首都 -"东京"') == {"z3", "z5"}
+    assert hits("首都 京", require_all_terms=True) == {"z0", "z3"}
+    assert hits("首都 东京") == {"z0", "z1", "z3", "z4", "z5"}
+    assert hits("。，") == set()
