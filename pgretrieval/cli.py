@@ -227,6 +227,80 @@ def _parse_json_option(name: str, value: str | None) -> Any:
         raise PgRetrievalError(f"{name} is not valid JSON ({exc.msg} at character {exc.pos})") from exc
 
 
+# ----------------------------------------------------------------------------- cold start: synthetic queries, judge
+@app.command("synth-queries")
+def synth_queries(
+    corpus: Annotated[Path, typer.Argument(help="Corpus to write questions for (JSONL, BEIR folder, CSV, folder).")],
+    out: Annotated[Path, typer.Option("--out", help="Test set to write (guide JSON Lines).")],
+    model: Annotated[str | None, typer.Option(help="Chat model (default: $PGRETRIEVAL_LLM_MODEL).")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible base URL (default: $PGRETRIEVAL_LLM_BASE_URL).")
+    ] = None,
+    per_chunk: Annotated[int, typer.Option(help="Questions per document (or paragraph).")] = 1,
+    limit: Annotated[int | None, typer.Option(help="Use at most this many documents, spread over the corpus.")] = None,
+    paragraphs: Annotated[bool, typer.Option(help="One question source per paragraph instead of per document.")] = (
+        False
+    ),
+    language: Annotated[str | None, typer.Option(help="Language to write the questions in.")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Call cache (default: OUT.cache/); re-runs resume.")] = None,
+) -> None:
+    """No query log? Generate questions per document with an LLM into a test set (cached, resumable).
+    The API key comes from $PGRETRIEVAL_LLM_API_KEY or $OPENAI_API_KEY only."""
+    from pgretrieval.synth import run_synth_queries
+
+    failures: list[Any] = []
+    path = run_synth_queries(
+        corpus,
+        out,
+        model=model,
+        base_url=base_url,
+        per_chunk=per_chunk,
+        limit=limit,
+        paragraphs=paragraphs,
+        language=language,
+        cache_dir=cache_dir,
+        failures=failures,
+    )
+    console.print(f"wrote {path}; {len(failures)} source(s) gave no usable question")
+
+
+@app.command("judge")
+def judge(
+    testset: Annotated[Path, typer.Argument(help="Test set with the queries (BEIR folder or guide JSON).")],
+    run: Annotated[Path, typer.Argument(help="Run to judge: a TREC run file (e.g. from `eval`) or JSON.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for qrels.tsv, testset.jsonl and the prompt.")],
+    corpus: Annotated[Path | None, typer.Option(help="Corpus with the document texts (default: the BEIR folder).")] = (
+        None
+    ),
+    depth: Annotated[int, typer.Option(help="Judge the top N documents per query.")] = 10,
+    model: Annotated[str | None, typer.Option(help="Chat model (default: $PGRETRIEVAL_LLM_MODEL).")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible base URL (default: $PGRETRIEVAL_LLM_BASE_URL).")
+    ] = None,
+    scale: Annotated[str, typer.Option(help="Grades, comma-separated.")] = "0,1,2,3",
+    cache_dir: Annotated[Path | None, typer.Option(help="Call cache (default: OUT/cache); re-runs resume.")] = None,
+) -> None:
+    """No labels? Grade retrieved documents with an LLM (graded scale; the prompt is stored beside the labels)."""
+    from pgretrieval.synth import run_judge
+
+    try:
+        grades = tuple(sorted({int(part) for part in scale.split(",")}))
+    except ValueError:
+        raise PgRetrievalError(f"--scale takes comma-separated integers, not {scale!r}") from None
+    result = run_judge(
+        testset,
+        run,
+        out,
+        corpus_path=corpus,
+        depth=depth,
+        model=model,
+        base_url=base_url,
+        scale=grades,
+        cache_dir=cache_dir,
+    )
+    console.print(f"{result.num_labels} labels written to {out}; {len(result.failures)} answer(s) unusable")
+
+
 # ----------------------------------------------------------------------------- eval
 @app.command("eval")
 def eval_command(
@@ -356,6 +430,39 @@ def tune_command(
     files = tune.write_report(report, out, command="pgretrieval " + " ".join(sys.argv[1:]))
     console.print("report: " + ", ".join(str(f) for f in files))
     tune.require_verified(report)  # a mismatch is a bug: fail loudly (and nothing was saved)
+
+
+@app.command("finetune")
+def finetune_command(
+    dataset: Annotated[Path, typer.Argument(help="BEIR folder with a train split, or a guide-format JSON pairs file.")],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to mine, embed and evaluate.")],
+    base_model: Annotated[str | None, typer.Option(help="Base embedding model (default: the configured one).")] = None,
+    output: Annotated[Path | None, typer.Option(help="Folder for the fine-tuned model.")] = None,
+    split: Annotated[str, typer.Option(help="qrels split to train on.")] = "train",
+    test_split: Annotated[str, typer.Option(help="qrels split evaluated before/after ('none' to skip).")] = "test",
+    test_set: Annotated[Path | None, typer.Option(help="Test set to evaluate when DATASET is a JSON file.")] = None,
+    skip_top: Annotated[int, typer.Option(help="Top hybrid results never used as negatives.")] = 3,
+    max_steps: Annotated[int | None, typer.Option(help="Stop training after this many steps.")] = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 1,
+    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 32,
+    max_seq_length: Annotated[int | None, typer.Option(help="Truncation length while training.")] = 256,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    loss: Annotated[str, typer.Option(help="mnrl (with hard negatives) or cosine.")] = "mnrl",
+    name: Annotated[str | None, typer.Option(help="Embedder name of the fine-tuned model.")] = None,
+    switch_default: Annotated[
+        bool, typer.Option("--switch-default/--no-switch-default", help="Make the fine-tuned model the default.")
+    ] = False,
+) -> None:
+    """Fine-tune the embedder on mined hard negatives, embed the collection with it, compare, optionally switch."""
+    from pgretrieval.finetune_flow import print_report, run_finetune
+
+    report = run_finetune(
+        state.settings, dataset, collection, base_model=base_model, output=output, split=split,
+        test_split=test_split, test_set=test_set, skip_top=skip_top, max_steps=max_steps, epochs=epochs,
+        batch_size=batch_size, max_seq_length=max_seq_length, seed=seed, loss=loss,  # type: ignore[arg-type]
+        name=name, switch_default=switch_default, log=console.print,
+    )  # fmt: skip
+    print_report(report, console)
 
 
 # ----------------------------------------------------------------------------- quickstart

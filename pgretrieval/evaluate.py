@@ -321,11 +321,25 @@ def write_charts(report: EvalReport, out_dir: Path) -> list[Path]:
     return paths
 
 
+def write_trec_run(run: ModeRun, path: Path) -> Path:
+    """The mode's document rankings as a TREC run file (``qid Q0 doc rank score tag``; score = 1/rank), the
+    input of ``pgretrieval judge`` and of trec_eval."""
+    tag = run.mode.replace("+", "_")
+    lines = [
+        f"{qid} Q0 {doc} {rank} {1.0 / rank:.6f} {tag}"
+        for qid, docs in run.rankings.items()
+        for rank, doc in enumerate(docs, start=1)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def write_report(report: EvalReport, out_dir: Path, command: str = "") -> list[Path]:
-    """Write report.md, report.json and the charts; returns the files written."""
+    """Write report.md, report.json, the charts and one TREC run file per mode; returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     md = out_dir / "report.md"
     md.write_text(to_markdown(report, command), encoding="utf-8")
     js = out_dir / "report.json"
     js.write_text(json.dumps(to_json(report), indent=2), encoding="utf-8")
-    return [md, js, *write_charts(report, out_dir)]
+    runs = [write_trec_run(run, out_dir / f"run.{run.mode.replace('+', '_')}.trec") for run in report.runs]
+    return [md, js, *write_charts(report, out_dir), *runs]

@@ -67,7 +67,18 @@ def test_modes_are_compared_and_reported(tmp_path: Path) -> None:
     comparison = report.comparisons["hybrid"]
     assert (comparison.wins, comparison.losses, comparison.ties) == (2, 0, 1)
     files = write_report(report, tmp_path, command="pgretrieval eval toy")
-    assert {f.name for f in files} == {"report.md", "report.json", "metrics.png", "wins_losses.png"}
+    assert {f.name for f in files} == {
+        "report.md",
+        "report.json",
+        "metrics.png",
+        "wins_losses.png",
+        "run.dense.trec",
+        "run.hybrid.trec",
+    }
+    assert (tmp_path / "run.dense.trec").read_text().splitlines()[:2] == [
+        "q1 Q0 x 1 1.000000 dense",
+        "q1 Q0 a 2 0.500000 dense",
+    ]
     md = (tmp_path / "report.md").read_text()
     assert "| hybrid |" in md and "pgretrieval eval toy" in md and "FAIL" in md
     data = json.loads((tmp_path / "report.json").read_text())
