@@ -151,6 +151,9 @@ class SentenceTransformerEmbedder:
             ) from exc
         if not local and (model.startswith(("/", ".", "~")) or model.count("/") > 1):
             raise ModelError(f"cannot load embedding model {model!r}: no such folder (and not a model name).")
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # our own progress bars say what is happening; the weight loader's is noise
         try:
             st = SentenceTransformer(load_from, device=device, trust_remote_code=trust_remote_code)
         except Exception as exc:
