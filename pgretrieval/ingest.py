@@ -881,8 +881,96 @@ __all__ = [
     "cached_embeddings",
     "content_hash",
     "delete_documents",
+    "embed_collection",
     "embed_text",
     "ingest_documents",
     "text_hash",
     "validate_document",
 ]
+
+
+# ------------------------------------------------------------------------------- a second embedder, after the fact
+
+
+def embed_collection(
+    dsn: str | psycopg.Connection[Any],
+    collection: str,
+    embedder: Embedder,
+    *,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> IngestReport:
+    """Register and attach ``embedder`` to an existing collection and give every chunk a vector of it.
+
+    The text embedded for a chunk is exactly what ingest embeds (:func:`embed_text`: title + chunk), taken through
+    the embedding cache. ``batch_size`` chunks are written per transaction, so an interrupted run keeps what it
+    committed and a re-run embeds only the chunks still lacking a vector. The collection's default embedder is not
+    changed (unless the collection had none); switch it with ``pgretrieval.set_default_embedder``. In the report
+    ``chunks_written`` counts vectors written and ``documents_unchanged`` the documents they belong to.
+    """
+    if batch_size < 1:
+        raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}")
+    start = time.perf_counter()
+    own = isinstance(dsn, str)
+    conn = connect(dsn, autocommit=True) if isinstance(dsn, str) else dsn
+    counters = _Counters()
+    documents: set[str] = set()
+    written = 0
+    try:
+        row = conn.execute("SELECT text_config FROM pgretrieval.collections WHERE name = %s", (collection,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"unknown collection {collection!r}; ingest documents into it first.")
+        ingester = Ingester(conn, collection, embedder, text_config=str(row[0]), create_collection=False)
+        cid, eid = ingester.collection_id, ingester.embedder_id
+        lacking = (
+            "FROM pgretrieval.chunks c JOIN pgretrieval.documents d"
+            " ON d.collection_id = c.collection_id AND d.id = c.document_id"
+            " WHERE c.collection_id = %s AND NOT EXISTS (SELECT 1 FROM pgretrieval.embeddings e"
+            "  WHERE e.collection_id = c.collection_id AND e.chunk_id = c.id AND e.embedder_id = %s)"
+        )
+        counted = conn.execute(f"SELECT count(*) {lacking}", (cid, eid)).fetchone()
+        total = int(counted[0]) if counted else 0
+        last_id = 0
+        with _progress_bar(progress and total > 0, total) as bar:
+            task = bar.add_task("embed", total=total) if bar is not None else None
+            while True:
+                rows = conn.execute(
+                    f"SELECT c.id, c.content, d.title, d.external_id {lacking} AND c.id > %s ORDER BY c.id LIMIT %s",
+                    (cid, eid, last_id, batch_size),
+                ).fetchall()
+                if not rows:
+                    break
+                last_id = int(rows[-1][0])
+                by_doc: dict[str, _Prepared] = {}
+                for chunk_id, content, title, external_id in rows:
+                    text = embed_text(title, content)
+                    p = by_doc.get(external_id)
+                    if p is None:
+                        p = by_doc[external_id] = _Prepared(Document(id=external_id, text="", title=title), "backfill")
+                    p.backfill.append((int(chunk_id), text_hash(text)))
+                    p.backfill_texts.append(text)
+                batch = _Batch(size=len(rows), prepared=list(by_doc.values()))
+                ingester._chunk_and_embed(batch)  # cache lookup, model for the misses
+                ingester.write(batch, counters, skip_errors=False)  # one transaction: vectors + new cache rows
+                documents.update(by_doc)
+                written += len(rows)
+                if bar is not None:
+                    bar.update(task, advance=len(rows))
+    finally:
+        if own:
+            conn.close()
+    notes = [n for n in ingester.notes if n != ingester.plan.note]
+    notes.append(
+        f"embedder {embedder.name!r}: {written} chunk vectors written in collection {collection!r}"
+        + ("" if written else " (every chunk already had one)")
+    )
+    return IngestReport(
+        documents_unchanged=len(documents),
+        chunks_written=written,
+        seconds=time.perf_counter() - start,
+        embed_seconds=counters.embed_seconds,
+        db_seconds=counters.db_seconds,
+        notes=notes,
+        texts_embedded=counters.embedded,
+        cache_hits=counters.cache_hits,
+    )
