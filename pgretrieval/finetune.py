@@ -34,6 +34,7 @@ import numpy as np
 from pgretrieval.errors import InvalidInputError, ModelError
 from pgretrieval.metrics import evaluate_run
 from pgretrieval.testsets import _json_items, _read_text, _strip_comments, iter_beir_corpus, load_beir
+from pgretrieval.types import embed_text
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -279,9 +280,7 @@ def load_training_pairs(path: str | Path) -> TrainingData:
     return TrainingData(tuple(pairs), tuple(notes), source=str(file))
 
 
-def doc_embed_text(title: str, text: str) -> str:
-    """What the embedder sees for a document: title and body together, as ingest embeds chunks."""
-    return f"{title}\n{text}" if title else text
+doc_embed_text = embed_text  # what the embedder sees for a document: the same rule as ingest (types.embed_text)
 
 
 def load_beir_split(folder: str | Path, split: str = "train") -> RetrievalData:

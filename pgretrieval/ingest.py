@@ -39,7 +39,7 @@ from pgretrieval.db import connect
 from pgretrieval.embed import Embedder
 from pgretrieval.errors import IngestError, InvalidInputError, NotFoundError, PgRetrievalError, from_database_error
 from pgretrieval.readers import parse_datetime
-from pgretrieval.types import Chunk, Document, IngestErrorRecord, IngestReport
+from pgretrieval.types import Chunk, Document, IngestErrorRecord, IngestReport, embed_text
 
 DEFAULT_MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 MAX_EXTERNAL_ID = 1024
@@ -73,11 +73,6 @@ def text_hash(text: str) -> bytes:
 def content_hash(title: str, text: str) -> bytes:
     """Same as the ``documents_hash`` trigger: sha256(title || '\\n' || content)."""
     return hashlib.sha256(f"{title}\n{text}".encode()).digest()
-
-
-def embed_text(title: str, content: str) -> str:
-    """What the embedder sees for a chunk: the title carried into every chunk (the guide's "titles lost" fix)."""
-    return f"{title}\n{content}" if title else content
 
 
 def _check_text(doc_id: str, field_name: str, value: Any, strip_nul: bool, notes: set[str]) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 from pgretrieval.embed import post_json
 from pgretrieval.errors import ConfigurationError, InvalidInputError, ModelError
 from pgretrieval.testsets import TestSet, load_testset, write_json_testset
+from pgretrieval.types import embed_text
 
 __all__ = [
     "DEFAULT_JUDGE_PROMPT",
@@ -666,7 +667,7 @@ def run_judge(
     if not run:
         raise InvalidInputError(f"{run_path}: no query of the run is in the test set {testset_path}")
     wanted = {d for docs in run.values() for d in docs}
-    texts = {d.id: f"{d.title}\n{d.text}" if d.title else d.text for d in read_documents(corpus) if d.id in wanted}
+    texts = {d.id: embed_text(d.title, d.text) for d in read_documents(corpus) if d.id in wanted}
     missing = sorted(wanted - texts.keys())
     if missing:
         raise InvalidInputError(f"{run_path}: document {missing[0]!r} is not in the corpus {corpus}")

@@ -15,6 +15,12 @@ from typing import Any, NamedTuple, overload
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
+def embed_text(title: str, content: str) -> str:
+    """What an embedder sees for a chunk or document: the title carried into every chunk, on its own line (the
+    guide's "titles lost" fix). One rule for ingest, fine-tuning and judging, so their texts never drift."""
+    return f"{title}\n{content}" if title else content
+
+
 @dataclass(frozen=True)
 class Document:
     """One input document. ``id`` is the caller's external id (upsert key); ``created_at`` None means now."""
