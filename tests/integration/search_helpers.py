@@ -128,7 +128,7 @@ def bm25_reference(
     lengths = {c: sum(tfs.values()) for c, tfs in chunk_terms.items()}
     avgdl = sum(lengths.values()) / n
     scores: dict[int, float] = {}
-    for term in set(query_terms):
+    for term in sorted(set(query_terms)):  # a fixed summation order, as in SQL
         df = sum(1 for tfs in chunk_terms.values() if term in tfs)
         if df == 0:
             continue
