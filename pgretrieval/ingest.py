@@ -138,7 +138,56 @@ def validate_document(
         created_at = parse_datetime(doc.created_at)
     except ValueError as exc:
         raise DocumentError(doc_id, "created_at", str(exc)) from exc
-    return Document(id=doc_id, text=text, title=title, metadata=json.loads(encoded), created_at=created_at)
+    chunks = _check_chunks(doc_id, getattr(doc, "chunks", None), strip_nul, notes)
+    vectors = _check_vectors(doc_id, getattr(doc, "vectors", None), len(chunks) if chunks is not None else 1)
+    return Document(
+        id=doc_id,
+        text=text,
+        title=title,
+        metadata=json.loads(encoded),
+        created_at=created_at,
+        chunks=chunks,
+        vectors=vectors,
+    )
+
+
+MAX_SUPPLIED_CHUNKS = 10_000
+
+
+def _check_chunks(doc_id: str, chunks: Any, strip_nul: bool, notes: set[str]) -> tuple[str, ...] | None:
+    """Caller-made chunks: a non-empty list of non-empty strings, cleaned like the text."""
+    if chunks is None:
+        return None
+    if isinstance(chunks, (str, bytes)) or not isinstance(chunks, Sequence):
+        raise DocumentError(doc_id, "chunks", f"must be a list of strings, got {type(chunks).__name__}")
+    if not chunks or len(chunks) > MAX_SUPPLIED_CHUNKS:
+        raise DocumentError(doc_id, "chunks", f"must hold 1 to {MAX_SUPPLIED_CHUNKS:,} pieces, got {len(chunks):,}")
+    cleaned = []
+    for i, piece in enumerate(chunks):
+        text = _check_text(doc_id, f"chunks[{i}]", piece, strip_nul, notes)
+        if not text.strip():
+            raise DocumentError(doc_id, f"chunks[{i}]", "is empty")
+        cleaned.append(text)
+    return tuple(cleaned)
+
+
+def _check_vectors(doc_id: str, vectors: Any, expected: int) -> np.ndarray | None:
+    """Caller-made vectors: finite numbers, one row per chunk (the dimension is checked against the embedder)."""
+    if vectors is None:
+        return None
+    try:
+        arr = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise DocumentError(doc_id, "vectors", f"must be numbers, one vector per chunk ({exc})") from exc
+    if arr.ndim == 1 and expected == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[0] != expected or arr.shape[1] == 0:
+        raise DocumentError(
+            doc_id, "vectors", f"must be {expected} vector(s), one per chunk; got an array of shape {arr.shape}"
+        )
+    if not np.isfinite(arr).all():
+        raise DocumentError(doc_id, "vectors", "contain NaN or infinite values")
+    return arr
 
 
 def _json_default(value: Any) -> Any:
@@ -227,6 +276,8 @@ class _Counters:
     db_seconds: float = 0.0
     embedded: int = 0
     cache_hits: int = 0
+    index_seconds: float = 0.0
+    maintenance_seconds: float = 0.0
     errors: list[IngestErrorRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -380,6 +431,19 @@ class Ingester:
         self._position += 1
         stripped: set[str] = set()
         clean = validate_document(doc, max_bytes=self.max_document_bytes, strip_nul=self.strip_nul, stripped=stripped)
+        if clean.vectors is None and self.embedder.backend == "external":
+            raise DocumentError(
+                clean.id,
+                "vectors",
+                f"are missing: embedder {self.embedder.name!r} is external, so every document brings its vectors",
+            )
+        if clean.vectors is not None and clean.vectors.shape[1] != self.embedder.dimensions:
+            raise DocumentError(
+                clean.id,
+                "vectors",
+                f"have {clean.vectors.shape[1]} dimensions but embedder {self.embedder.name!r} has "
+                f"{self.embedder.dimensions}; supply vectors of the ingest embedder's model",
+            )
         first = self._seen.get(clean.id)
         if first is not None:
             raise DocumentError(
@@ -506,19 +570,37 @@ class Ingester:
 
     def _chunk_and_embed(self, batch: _Batch) -> None:
         fresh_docs = [p for p in batch.prepared if p.action in ("add", "replace")]
+        to_chunk = [p for p in fresh_docs if p.doc.chunks is None and p.doc.vectors is None]
         chunked = chunk_documents(
-            [(p.doc.title, p.doc.text) for p in fresh_docs],
+            [(p.doc.title, p.doc.text) for p in to_chunk],
             self.embedder.tokenizer,
             chunk_size=self.plan.chunk_size,
             overlap=self.plan.overlap,
             max_tokens=self.window,
         )
-        for p, chunks in zip(fresh_docs, chunked, strict=True):
+        for p, chunks in zip(to_chunk, chunked, strict=True):
             p.chunks = chunks
-            p.hashes = [text_hash(c.embed_text) for c in chunks]
+        given = [p for p in fresh_docs if p.doc.chunks is not None or p.doc.vectors is not None]
+        if given:
+            self._supplied_chunks(given)
+        for p in fresh_docs:
+            p.hashes = [text_hash(c.embed_text) for c in p.chunks]
+            if p.doc.vectors is not None:
+                p.vectors = p.doc.vectors
+        for p in batch.prepared:
+            if p.action == "backfill" and p.doc.vectors is not None:
+                if len(p.doc.vectors) != len(p.backfill):
+                    raise DocumentError(
+                        p.doc.id,
+                        "vectors",
+                        f"{len(p.doc.vectors)} vector(s) supplied but {len(p.backfill)} stored chunk(s) lack one",
+                    )
+                p.vectors = p.doc.vectors
         texts: list[str] = []
         hashes: list[bytes] = []
         for p in batch.prepared:
+            if p.vectors is not None:
+                continue  # supplied by the caller: no model, no cache
             if p.action in ("add", "replace"):
                 texts.extend(c.embed_text for c in p.chunks)
                 hashes.extend(p.hashes)
@@ -547,9 +629,34 @@ class Ingester:
         batch.hits = len(texts) - len(missing)
         batch.embedded = len(missing)
         for p in batch.prepared:
+            if p.vectors is not None:
+                continue
             keys = p.hashes if p.action in ("add", "replace") else [h for _, h in p.backfill]
             if keys:
                 p.vectors = np.stack([found[h] for h in keys]).astype(np.float32, copy=False)
+
+    def _supplied_chunks(self, prepared: list[_Prepared]) -> None:
+        """Chunks as the caller gave them (or the whole text as one chunk when only vectors are given)."""
+        pieces = [list(p.doc.chunks) if p.doc.chunks is not None else [p.doc.text] for p in prepared]
+        counts = iter(self.embedder.tokenizer.count([piece for group in pieces for piece in group]))
+        for p, group in zip(prepared, pieces, strict=True):
+            chunks, position = [], 0
+            for i, piece in enumerate(group):
+                start = p.doc.text.find(piece, position)
+                end = start + len(piece) if start >= 0 else None
+                if start >= 0:
+                    position = start
+                chunks.append(
+                    Chunk(
+                        ordinal=i,
+                        content=piece,
+                        start_offset=start if start >= 0 else None,
+                        end_offset=end,
+                        token_count=next(counts),
+                        embed_text=embed_text(p.doc.title, piece),
+                    )
+                )
+            p.chunks = chunks
 
     def _write_all(self, batch: _Batch, counters: _Counters, *, skip_errors: bool) -> set[str]:
         """Write the batch in bulk; if that fails, retry one document per savepoint to find the bad one(s)."""
@@ -749,6 +856,8 @@ def ingest_documents(
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
     read_errors: list[IngestErrorRecord] | None = None,
     pipeline: bool = True,
+    defer_index: bool = False,
+    index_build_memory: str | None = None,
 ) -> IngestReport:
     """Ingest ``documents`` into ``collection`` (created if missing); see the module docstring for guarantees.
 
@@ -756,6 +865,12 @@ def ingest_documents(
     (``read_documents(..., errors=...)``); they are counted as failed and listed in the report. Given a DSN
     (not a connection) and ``pipeline``, a second connection and a worker thread prepare the next batch
     (read, chunk, embed) while the current one is written.
+
+    Bulk loads: ``defer_index`` drops the collection's HNSW index for this embedder before writing and builds
+    it again once at the end (``CREATE INDEX CONCURRENTLY``, ``index_build_memory`` as its
+    ``maintenance_work_mem``), far cheaper than growing the graph row by row; dense search stays correct
+    meanwhile (an exact scan). An index left dropped by an interrupted run is rebuilt by the next ingest.
+    Every ingest ends by folding the BM25 statistics delta rows it wrote (``pgretrieval.compact_stats``).
     """
     if batch_size < 1:
         raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}")
@@ -779,6 +894,11 @@ def ingest_documents(
         )
         total = len(documents) if isinstance(documents, Sized) else None
         batches = _batches(documents, batch_size)
+        index_ddl: str | None = None
+        if defer_index:
+            if not conn.autocommit and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                raise InvalidInputError("defer_index needs a DSN or an idle connection (the index is built outside it)")
+            index_ddl = _drop_index(conn, collection, embedder.name)
 
         def prepare_next() -> _Batch | None:
             docs = next(batches, None)
@@ -804,6 +924,10 @@ def ingest_documents(
                 finally:
                     pool.shutdown(wait=True, cancel_futures=True)
         counters.notes.extend(ingester.finish_notes())
+        maintenance = _finish_maintenance(conn, collection, embedder.name, index_ddl, defer_index, index_build_memory)
+        counters.notes.extend(maintenance.notes)
+        counters.maintenance_seconds += maintenance.seconds
+        counters.index_seconds += maintenance.index_seconds
     finally:
         if read_conn is not None:
             read_conn.close()
@@ -825,7 +949,64 @@ def ingest_documents(
         notes=counters.notes,
         texts_embedded=counters.embedded,
         cache_hits=counters.cache_hits,
+        index_seconds=counters.index_seconds,
+        maintenance_seconds=counters.maintenance_seconds,
     )
+
+
+@dataclass
+class _Maintenance:
+    seconds: float = 0.0
+    index_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def _drop_index(conn: psycopg.Connection[Any], collection: str, embedder: str) -> str | None:
+    """Take the pair's HNSW index down for a bulk load; returns the statement that rebuilds it."""
+    try:
+        with conn.transaction():
+            row = conn.execute("SELECT pgretrieval.drop_vector_index(%s, %s)", (collection, embedder)).fetchone()
+    except psycopg.Error as exc:
+        raise _db_error(exc, f"cannot defer the vector index of {collection!r}") from exc
+    return row[0] if row else None
+
+
+def _finish_maintenance(
+    conn: psycopg.Connection[Any],
+    collection: str,
+    embedder: str,
+    index_ddl: str | None,
+    deferred: bool,
+    memory: str | None,
+) -> _Maintenance:
+    """After the last batch: (re)build a deferred or missing HNSW index, fold the statistics deltas."""
+    from pgretrieval import maintenance
+
+    out = _Maintenance()
+    start = time.perf_counter()
+    if not conn.autocommit and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        # The caller's own transaction: no concurrent index build possible here; compaction rides along.
+        maintenance.compact_stats(conn, collection)
+        out.seconds = time.perf_counter() - start
+        return out
+    autocommit = conn.autocommit
+    conn.autocommit = True
+    try:
+        if deferred and index_ddl is not None:
+            out.index_seconds += maintenance.build_vector_index(
+                conn, collection, embedder, ddl=index_ddl, memory=memory
+            )
+            out.notes.append(f"built the HNSW index once after the load in {out.index_seconds:.1f} s (defer_index).")
+        else:
+            rebuilt = maintenance.restore_missing_indexes(conn, collection, memory=memory)
+            if rebuilt:
+                out.index_seconds += rebuilt
+                out.notes.append(f"rebuilt an HNSW index an interrupted bulk load had left dropped ({rebuilt:.1f} s).")
+        maintenance.compact_stats(conn, collection)
+    finally:
+        conn.autocommit = autocommit
+    out.seconds = time.perf_counter() - start
+    return out
 
 
 def delete_documents(
@@ -968,4 +1149,6 @@ def embed_collection(
         notes=notes,
         texts_embedded=counters.embedded,
         cache_hits=counters.cache_hits,
+        index_seconds=counters.index_seconds,
+        maintenance_seconds=counters.maintenance_seconds,
     )

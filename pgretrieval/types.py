@@ -23,13 +23,21 @@ def embed_text(title: str, content: str) -> str:
 
 @dataclass(frozen=True)
 class Document:
-    """One input document. ``id`` is the caller's external id (upsert key); ``created_at`` None means now."""
+    """One input document. ``id`` is the caller's external id (upsert key); ``created_at`` None means now.
+
+    Bring your own chunks and vectors: ``chunks`` (pieces of the text, stored as given instead of being
+    chunked here) and ``vectors`` (one per chunk, or one for the whole text when ``chunks`` is None, from the
+    ingest embedder's model: see :class:`~pgretrieval.precomputed.ExternalEmbedder`). Supplied vectors skip
+    the model and the embedding cache.
+    """
 
     id: str
     text: str
     title: str = ""
     metadata: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     created_at: datetime | None = None
+    chunks: Sequence[str] | None = None
+    vectors: Any = None
 
 
 @dataclass(frozen=True)
@@ -41,8 +49,8 @@ class Chunk:
 
     ordinal: int
     content: str
-    start_offset: int
-    end_offset: int
+    start_offset: int | None  # None for a supplied chunk not found verbatim in the text
+    end_offset: int | None
     token_count: int
     embed_text: str
 
@@ -130,6 +138,8 @@ class IngestReport:
     notes: list[str] = field(default_factory=list)
     texts_embedded: int = 0
     cache_hits: int = 0
+    index_seconds: float = 0.0  # building a deferred HNSW index (bulk loads)
+    maintenance_seconds: float = 0.0  # index builds and statistics compaction after the last batch
 
     @property
     def documents_seen(self) -> int:

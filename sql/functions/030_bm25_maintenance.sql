@@ -131,42 +131,53 @@ CREATE OR REPLACE TRIGGER chunks_bm25_update
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION pgretrieval._chunks_after_update();
 
--- Fold delta rows into one row per (collection, term) and per collection. Safe under concurrent writers
--- and concurrent compactions: each statement re-inserts exactly the sum of what it deleted.
+-- Fold delta rows into one row per (collection, term) and per collection. Safe under concurrent writers: each
+-- statement re-inserts exactly the sum of what it deleted, and rows a writer has not committed yet are neither
+-- seen nor deleted. One compaction per collection runs at a time (another skips it instead of waiting, so
+-- callers such as every finished ingest never queue behind each other or deadlock on the same rows).
+-- Ingest calls it when it finishes; schedule it (pg_cron, a cron job) if other programs write chunks.
 CREATE OR REPLACE FUNCTION pgretrieval.compact_stats(p_collection text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pgretrieval, public, extensions
 AS $$
 DECLARE
-    v_cid integer := CASE WHEN p_collection IS NULL THEN NULL ELSE pgretrieval.collection_id(p_collection) END;
+    v_cid integer;
 BEGIN
-    WITH dup AS (
-        SELECT s.collection_id, s.term
-          FROM pgretrieval.term_stats s
-         WHERE v_cid IS NULL OR s.collection_id = v_cid
-         GROUP BY s.collection_id, s.term
-        HAVING count(*) > 1 OR sum(s.df) = 0
-    ), gone AS (
-        DELETE FROM pgretrieval.term_stats s
-         USING dup
-         WHERE s.collection_id = dup.collection_id AND s.term = dup.term
-        RETURNING s.collection_id, s.term, s.df
-    )
-    INSERT INTO pgretrieval.term_stats (collection_id, term, df)
-    SELECT g.collection_id, g.term, sum(g.df) FROM gone g
-     GROUP BY g.collection_id, g.term
-    HAVING sum(g.df) <> 0;
+    FOR v_cid IN
+        SELECT c.id FROM pgretrieval.collections c
+         WHERE p_collection IS NULL OR c.id = pgretrieval.collection_id(p_collection)
+         ORDER BY c.id
+    LOOP
+        CONTINUE WHEN NOT pg_try_advisory_xact_lock(1885827701, v_cid);
+        WITH dup AS (
+            SELECT s.term
+              FROM pgretrieval.term_stats s
+             WHERE s.collection_id = v_cid
+             GROUP BY s.term
+            HAVING count(*) > 1 OR sum(s.df) = 0
+        ), gone AS (
+            DELETE FROM pgretrieval.term_stats s
+             USING dup
+             WHERE s.collection_id = v_cid AND s.term = dup.term
+            RETURNING s.term, s.df
+        )
+        INSERT INTO pgretrieval.term_stats (collection_id, term, df)
+        SELECT v_cid, g.term, sum(g.df) FROM gone g
+         GROUP BY g.term
+        HAVING sum(g.df) <> 0;
 
-    WITH gone AS (
-        DELETE FROM pgretrieval.collection_stats s
-         WHERE v_cid IS NULL OR s.collection_id = v_cid
-        RETURNING s.collection_id, s.n_chunks, s.total_len
-    )
-    INSERT INTO pgretrieval.collection_stats (collection_id, n_chunks, total_len)
-    SELECT g.collection_id, sum(g.n_chunks), sum(g.total_len) FROM gone g
-     GROUP BY g.collection_id
-    HAVING sum(g.n_chunks) <> 0 OR sum(g.total_len) <> 0;
+        IF (SELECT count(*) FROM pgretrieval.collection_stats s WHERE s.collection_id = v_cid) > 1 THEN
+            WITH gone AS (
+                DELETE FROM pgretrieval.collection_stats s
+                 WHERE s.collection_id = v_cid
+                RETURNING s.n_chunks, s.total_len
+            )
+            INSERT INTO pgretrieval.collection_stats (collection_id, n_chunks, total_len)
+            SELECT v_cid, sum(g.n_chunks), sum(g.total_len) FROM gone g
+            HAVING sum(g.n_chunks) <> 0 OR sum(g.total_len) <> 0;
+        END IF;
+    END LOOP;
 END
 $$;
 

@@ -122,25 +122,22 @@ AS $$
 DECLARE
     v_cid integer := pgretrieval.collection_id(collection);
     v_eid integer := pgretrieval.embedder_id(embedder);
-    v_emb pgretrieval.embedders;
     v_index text;
-    x record;
+    v_ddl text;
 BEGIN
     IF m IS NULL OR m < 2 OR m > 100 OR ef_construction IS NULL OR ef_construction < 4 OR ef_construction > 1000 THEN
         RAISE EXCEPTION 'invalid HNSW parameters m=% ef_construction=%', m, ef_construction
             USING ERRCODE = 'PR002', HINT = 'Use 2 <= m <= 100 and 4 <= ef_construction <= 1000.';
     END IF;
-    SELECT * INTO v_emb FROM pgretrieval.embedders WHERE id = v_eid;
     SELECT ce.index_name INTO v_index
       FROM pgretrieval.collection_embedders ce WHERE ce.collection_id = v_cid AND ce.embedder_id = v_eid;
     IF NOT FOUND THEN
-        SELECT * INTO x FROM pgretrieval.embedding_expression(v_emb.dimensions, v_emb.distance);
-        IF x.opclass IS NOT NULL THEN
+        -- (042_vector_index.sql: the same statement a bulk load uses to rebuild it)
+        v_ddl := pgretrieval.vector_index_ddl(collection, embedder, m, ef_construction);
+        IF v_ddl IS NOT NULL THEN
             v_index := format('embeddings_hnsw_c%s_e%s', v_cid, v_eid);
-            EXECUTE format(
-                'CREATE INDEX IF NOT EXISTS %I ON pgretrieval.embeddings USING hnsw (%s %s) '
-                'WITH (m = %s, ef_construction = %s) WHERE collection_id = %s AND embedder_id = %s',
-                v_index, x.expr, x.opclass, m, ef_construction, v_cid, v_eid);
+            EXECUTE format('DROP INDEX IF EXISTS pgretrieval.%I', v_index);  -- an invalid leftover, if any
+            EXECUTE v_ddl;
         END IF;
         INSERT INTO pgretrieval.collection_embedders (collection_id, embedder_id, index_name)
         VALUES (v_cid, v_eid, v_index);

@@ -8,7 +8,9 @@
 -- As in Lucene since 8.0 and bm25s' "lucene" method, the constant (k1 + 1) numerator factor is left out: it
 -- does not change the ranking.
 --
--- A query reads only its own terms' postings, by index-only scans of postings' primary key. Matching is OR
+-- A query reads only its own terms' postings, by index-only scans of postings' primary key, and with MaxScore
+-- pruning (074_lexical_maxscore.sql; search_settings.lexical_pruning = false turns it off) only the rarer
+-- terms' lists in full: the common terms are probed for the chunks found. Matching is OR
 -- over terms by default; quoted phrases, exclusions and require_all_terms add a check of the chunk's tsvector
 -- that runs only on the best-scored candidates (see 070_query_parsing.sql for the query language).
 --
@@ -130,7 +132,13 @@ BEGIN
         END IF;
     END IF;
 
-    IF v_prefixes IS NULL THEN
+    IF v_prefixes IS NULL AND pgretrieval._setting(v_settings, 'lexical_pruning', NULL::boolean, true) THEN
+        -- Exact top k without reading the common terms' posting lists (074_lexical_maxscore.sql).
+        SELECT m.ids, m.scores INTO ids, scores
+          FROM pgretrieval._lexical_maxscore(
+                   v_cid, v_terms, v_idfs, p_k, v_k1, v_b, (v_total / v_n)::double precision, v_min_terms,
+                   v_join, v_where, v_filter.args, p_created_after, p_created_before, v_constraint) AS m;
+    ELSIF v_prefixes IS NULL THEN
         EXECUTE format(
             'WITH s AS ('
             '  SELECT p.chunk_id,'

@@ -20,7 +20,7 @@ AS $$
     SELECT jsonb_build_object(
         'fusion', 'rrf', 'vector_weight', 0.5, 'bm25_weight', 0.5, 'rrf_k', 60, 'candidates', 100,
         'metadata_weight', 0.3, 'decay', NULL, 'ef_search', 100, 'exact_threshold', NULL, 'max_scan_tuples', 20000,
-        'k1', 1.2, 'b', 0.75, 'require_all_terms', false)
+        'k1', 1.2, 'b', 0.75, 'require_all_terms', false, 'lexical_pruning', true)
 $$;
 
 -- One setting checked and normalised (integers as JSON integers, fusion lower case); raises PR002 with a hint.
@@ -46,10 +46,10 @@ BEGIN
                           HINT = 'fusion is "rrf" (weighted reciprocal rank fusion), "minmax" or "zscore" (score fusion).';
             END IF;
             RETURN to_jsonb(v_text);
-        WHEN 'require_all_terms' THEN
+        WHEN 'require_all_terms', 'lexical_pruning' THEN
             IF v_type <> 'boolean' THEN
-                RAISE EXCEPTION 'invalid search setting require_all_terms = %', p_value
-                    USING ERRCODE = 'PR002', HINT = 'require_all_terms is a JSON boolean: true or false.';
+                RAISE EXCEPTION 'invalid search setting % = %', p_key, p_value
+                    USING ERRCODE = 'PR002', HINT = p_key || ' is a JSON boolean: true or false.';
             END IF;
             RETURN p_value;
         WHEN 'decay' THEN
